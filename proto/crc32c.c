@@ -1,0 +1,55 @@
+#include "crc32c.h"
+
+#include <nmmintrin.h>
+#include <string.h>
+
+static uint32_t crc32c_table[256];
+static int crc32c_hw = -1;
+
+static void crc32c_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc32c_table[i] = c;
+    }
+    __builtin_cpu_init();
+    crc32c_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t len)
+{
+    while (len--)
+        crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+/* Three independent streams hide the crc32 instruction's 3-cycle latency. */
+static uint32_t crc32c_hw3(uint32_t crc, const uint8_t *p, size_t len)
+{
+    uint64_t c0 = crc;
+    while (len && ((uintptr_t)p & 7)) {
+        c0 = _mm_crc32_u8((uint32_t)c0, *p++);
+        len--;
+    }
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c0 = _mm_crc32_u64(c0, v);
+        p += 8;
+        len -= 8;
+    }
+    while (len--)
+        c0 = _mm_crc32_u8((uint32_t)c0, *p++);
+    return (uint32_t)c0;
+}
+
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    if (crc32c_hw < 0)
+        crc32c_init();
+    crc = ~crc;
+    crc = crc32c_hw ? crc32c_hw3(crc, buf, len) : crc32c_sw(crc, buf, len);
+    return ~crc;
+}
