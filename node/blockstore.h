@@ -9,6 +9,8 @@
  * len u32, crc u32).  Durability order of bs_put_batch: records written, data
  * file fdatasync'd, then the index batch written with sync, then return.  A
  * crash before the index write leaves only unreferenced bytes.
+ * The rotation size may be overridden (tests) with the environment variable
+ * SNAPZONE_BS_FILE_MAX=<bytes>, read at bs_open.
  * Thread-safe: many threads may call any function at once.
  */
 #ifndef SZ_BLOCKSTORE_H

@@ -42,22 +42,31 @@ struct cmap_node {
     uint64_t zone_hash;
 };
 
+struct cmap_index;
+
+/* Build maps only with cmap_new + cmap_add_node (or cmap_dup): nodes and
+ * nnodes must not be changed by hand.  A node's state may be changed in
+ * place by the map's owner before the map is shared; cmap_place reads it. */
 struct cmap {
     uint64_t epoch;
     uint32_t replicas;
     size_t nnodes;
     struct cmap_node *nodes;
+    /* private: placement index kept by cmap_add_node and cmap_dup */
+    struct cmap_index *index;
 };
 
-/** cmap_new(epoch, replicas, out): Empty map.  Caller frees with cmap_free. */
+/** cmap_new(epoch, replicas, out): Empty map.  Caller frees with cmap_free.
+ *  SZ_EINVAL unless 1 <= replicas <= CMAP_MAX_REPLICAS. */
 int cmap_new(uint64_t epoch, uint32_t replicas, struct cmap **out);
 
 /** cmap_free(map): NULL is a no-op. */
 void cmap_free(struct cmap *map);
 
 /** cmap_add_node(map, id, zone, endpoint, state): Append a node (copies the
- *  strings).  SZ_EINVAL if a string is empty or too long, SZ_EEXIST if id is
- *  already present, SZ_ETOOBIG past CMAP_MAX_NODES. */
+ *  strings).  SZ_EINVAL if a string is empty or too long or state is not a
+ *  cmap_state, SZ_EEXIST if id is already present, SZ_ETOOBIG past
+ *  CMAP_MAX_NODES. */
 int cmap_add_node(struct cmap *map, const char *id, const char *zone, const char *endpoint,
                   int state);
 
@@ -70,9 +79,10 @@ long cmap_find(const struct cmap *map, const char *id);
 /** cmap_nzones(map): Number of distinct zones among all nodes. */
 size_t cmap_nzones(const struct cmap *map);
 
-/** cmap_place(map, id, out, maxout): Write up to min(maxout, map->replicas)
- *  node indices, best first, for block id.  Return how many were written
- *  (0 if no node is eligible). */
+/** cmap_place(map, id, out, maxout): Write min(maxout, map->replicas, number
+ *  of eligible nodes) distinct node indices, best first, for block id.
+ *  Return how many were written (0 if no node is eligible).  Read-only and
+ *  allocation-free: any number of threads may place on one map at once. */
 size_t cmap_place(const struct cmap *map, const uint8_t id[32], size_t *out, size_t maxout);
 
 /** cmap_state_name(state): "up", "suspect", "down", "draining". */

@@ -1,10 +1,12 @@
 #include "crc32c.h"
 
 #include <nmmintrin.h>
+#include <pthread.h>
 #include <string.h>
 
 static uint32_t crc32c_table[256];
-static int crc32c_hw = -1;
+static int crc32c_hw;
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
 
 static void crc32c_init(void)
 {
@@ -47,8 +49,7 @@ static uint32_t crc32c_hw3(uint32_t crc, const uint8_t *p, size_t len)
 
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    if (crc32c_hw < 0)
-        crc32c_init();
+    pthread_once(&crc32c_once, crc32c_init);
     crc = ~crc;
     crc = crc32c_hw ? crc32c_hw3(crc, buf, len) : crc32c_sw(crc, buf, len);
     return ~crc;

@@ -1,0 +1,395 @@
+/*
+ * restore: sz_restore, the read data path.
+ *
+ * The manifest's distinct non-zero ids are sorted, each with the list of
+ * block indices that hold it.  N workers take batches of ids, ask each id's
+ * nearest replica (same zone first, then placement order), and for every
+ * block: authenticate and decrypt it, recompute its keyed id, and write it at
+ * every index that holds it.  A block that fails anywhere is asked of the
+ * next replica; only when every replica failed does the restore fail.
+ * Zero blocks are never written, so the output is sparse.  The output is
+ * built in PATH.part and renamed to PATH only when all of it verified, so a
+ * failed restore (a wrong key, say) never leaves wrong data at PATH.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clustermap.h"
+#include "err.h"
+#include "fsutil.h"
+#include "internal.h"
+#include "manifest.h"
+#include "rpc.h"
+#include "seal.h"
+#include "transport.h"
+
+#define RS_BATCH_BYTES (4u << 20)
+
+struct rs_ent {
+    const uint8_t *id;
+    size_t index; /* block index */
+};
+
+struct rs {
+    sz_client *c;
+    int fd;
+    uint64_t size;
+    uint32_t bs;
+    const char *zone;
+    struct cmap *map;
+    struct rs_ent *ents; /* sorted by id; equal ids adjacent */
+    size_t nents;
+    size_t *groups; /* start of each distinct id in ents */
+    size_t ngroups;
+    size_t batch;
+    atomic_size_t next;
+    atomic_int failed;
+    atomic_uint_fast64_t fetched;
+};
+
+struct rs_worker {
+    struct rs *rs;
+    struct cl_pool *pool;
+    struct seal_ctx *seal;
+    uint8_t *plain;
+};
+
+static int rs_ent_cmp(const void *a, const void *b)
+{
+    const struct rs_ent *x = a, *y = b;
+    int c = memcmp(x->id, y->id, 32);
+    return c ? c : (x->index < y->index ? -1 : x->index > y->index);
+}
+
+static size_t rs_block_len(const struct rs *rs, size_t idx)
+{
+    uint64_t off = (uint64_t)idx * rs->bs;
+    return (size_t)(rs->size - off < rs->bs ? rs->size - off : rs->bs);
+}
+
+/* Replicas of id, nearest first: those in rs->zone, then placement order. */
+static size_t rs_order(const struct rs *rs, const uint8_t *id, size_t *out)
+{
+    size_t place[CMAP_MAX_REPLICAS], k = cmap_place(rs->map, id, place, CMAP_MAX_REPLICAS), n = 0;
+
+    for (size_t j = 0; j < k; j++)
+        if (strcmp(rs->map->nodes[place[j]].zone, rs->zone) == 0)
+            out[n++] = place[j];
+    for (size_t j = 0; j < k; j++)
+        if (strcmp(rs->map->nodes[place[j]].zone, rs->zone) != 0)
+            out[n++] = place[j];
+    return n;
+}
+
+static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
+{
+    size_t end = g + 1 < rs->ngroups ? rs->groups[g + 1] : rs->nents;
+
+    for (size_t e = rs->groups[g]; e < end; e++) {
+        size_t idx = rs->ents[e].index, want = rs_block_len(rs, idx), done = 0;
+        if (want != len)
+            return SZ_ECORRUPT;
+        while (done < len) {
+            ssize_t w = pwrite(rs->fd, plain + done, len - done,
+                               (off_t)((uint64_t)idx * rs->bs + done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return SZ_EIO;
+            done += (size_t)w;
+        }
+    }
+    return 0;
+}
+
+struct rs_req {
+    long node;
+    size_t n;
+    size_t g[SZ_MAX_BATCH];
+    uint64_t req_id;
+    struct tp_sock *sock;
+};
+
+/* One round: ask, for every pending group, its try-th nearest replica.
+ * Groups that verify and are written leave pending. */
+static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try, int *lastrc)
+{
+    struct rs *rs = w->rs;
+    struct rs_req reqs[SZ_MAX_BATCH];
+    size_t nreq = 0, keep = 0;
+    uint64_t deadline;
+
+    for (size_t i = 0; i < *npend; i++) {
+        size_t order[CMAP_MAX_REPLICAS], k = rs_order(rs, rs->ents[rs->groups[pend[i]]].id, order);
+        long node = try < k ? (long)order[try] : -1;
+        size_t q;
+        if (node < 0) {
+            pend[keep++] = pend[i]; /* no replica left to ask */
+            continue;
+        }
+        for (q = 0; q < nreq && reqs[q].node != node; q++)
+            ;
+        if (q == nreq) {
+            memset(&reqs[q], 0, sizeof(reqs[q]));
+            reqs[q].node = node;
+            nreq++;
+        }
+        reqs[q].g[reqs[q].n++] = pend[i];
+    }
+    for (size_t q = 0; q < nreq; q++) {
+        ProtobufCBinaryData pb[SZ_MAX_BATCH];
+        Sz__BlockIds b = SZ__BLOCK_IDS__INIT;
+        sz_env e = SZ__ENVELOPE__INIT;
+        reqs[q].sock = cl_pool_sock(w->pool, rs->map->nodes[reqs[q].node].endpoint);
+        for (size_t k = 0; k < reqs[q].n; k++) {
+            pb[k].data = (uint8_t *)rs->ents[rs->groups[reqs[q].g[k]]].id;
+            pb[k].len = 32;
+        }
+        b.n_ids = reqs[q].n;
+        b.ids = pb;
+        e.body_case = SZ__ENVELOPE__BODY_BLOCK_IDS;
+        e.block_ids = &b;
+        if (reqs[q].sock == NULL ||
+            rpc_send_req(reqs[q].sock, SZ__MSG_TYPE__BLOCK_GET, &e, NULL, &reqs[q].req_id) != 0)
+            reqs[q].sock = NULL;
+    }
+    deadline = fsu_now_ms() + (uint64_t)rs->c->timeout_ms;
+    for (size_t q = 0; q < nreq; q++) {
+        const char *ep = rs->map->nodes[reqs[q].node].endpoint;
+        struct tp_msg *frames = NULL;
+        sz_env *rep = NULL;
+        int rc = reqs[q].sock ? rpc_recv_reply(reqs[q].sock, reqs[q].req_id, deadline, &rep,
+                                               &frames)
+                              : SZ_EUNAVAIL;
+        int good = rc == 0 && rep->reply->get && rep->reply->get->n_status == reqs[q].n &&
+                   tp_msg_count(frames) == 1 + reqs[q].n;
+        if (rc == SZ_ETIMEDOUT)
+            cl_pool_drop(w->pool, ep);
+        for (size_t k = 0; k < reqs[q].n; k++) {
+            size_t g = reqs[q].g[k], len = 0;
+            int r = good ? rep->reply->get->status[k] : (rc ? rc : SZ_EPROTO);
+            if (r == 0)
+                r = seal_open(w->seal, rs->ents[rs->groups[g]].id, tp_msg_data(frames, 1 + k),
+                              tp_msg_size(frames, 1 + k), w->plain, rs->bs, &len);
+            if (r == 0)
+                r = rs_write(rs, g, w->plain, len);
+            if (r == 0) {
+                atomic_fetch_add(&rs->fetched, 1);
+            } else {
+                *lastrc = r;
+                pend[keep++] = g;
+            }
+        }
+        tp_msg_free(frames);
+        codec_free(rep);
+    }
+    *npend = keep;
+    return 0;
+}
+
+static int rs_batch(struct rs_worker *w, size_t first, size_t n)
+{
+    struct rs *rs = w->rs;
+    size_t pend[SZ_MAX_BATCH], npend = n;
+    int lastrc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        pend[i] = first + i;
+    for (size_t try = 0; npend > 0 && try < CMAP_MAX_REPLICAS; try++)
+        rs_round(w, pend, &npend, try, &lastrc);
+    if (npend == 0)
+        return 0;
+    atomic_store(&rs->failed, 1);
+    if (lastrc == SZ_EAUTH)
+        return cl_seterr(rs->c, SZ_EAUTH, "%zu blocks failed authentication on every replica: "
+                                          "wrong key, or the data was tampered with", npend);
+    return cl_seterr(rs->c, lastrc ? lastrc : SZ_EUNAVAIL,
+                     "%zu blocks could not be read and verified from any replica: %s", npend,
+                     sz_strerror(lastrc ? lastrc : SZ_EUNAVAIL));
+}
+
+static void *rs_worker_main(void *arg)
+{
+    struct rs_worker *w = arg;
+    struct rs *rs = w->rs;
+
+    while (!atomic_load(&rs->failed)) {
+        size_t b = atomic_fetch_add(&rs->next, 1), first = b * rs->batch, n;
+        if (first >= rs->ngroups)
+            break;
+        n = rs->ngroups - first < rs->batch ? rs->ngroups - first : rs->batch;
+        if (rs_batch(w, first, n) != 0)
+            break;
+    }
+    return NULL;
+}
+
+static int rs_run(struct rs *rs)
+{
+    struct rs_worker ws[32];
+    pthread_t th[32];
+    int nt = rs->c->threads > 32 ? 32 : rs->c->threads, started = 0, rc = 0;
+
+    memset(ws, 0, sizeof(ws));
+    for (int i = 0; i < nt; i++) {
+        ws[i].rs = rs;
+        if (cl_pool_new(rs->c, &ws[i].pool) != 0 ||
+            seal_ctx_new(rs->c->keys, rs->bs, &ws[i].seal) != 0 ||
+            (ws[i].plain = malloc(rs->bs)) == NULL) {
+            rc = cl_seterr(rs->c, SZ_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    for (; rc == 0 && started < nt; started++)
+        if (pthread_create(&th[started], NULL, rs_worker_main, &ws[started]) != 0)
+            break;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < nt; i++) {
+        cl_pool_free(ws[i].pool);
+        seal_ctx_free(ws[i].seal);
+        free(ws[i].plain);
+    }
+    if (rc == 0 && started == 0)
+        rc = cl_seterr(rs->c, SZ_EINTERNAL, "cannot start worker threads");
+    return rc ? rc : (atomic_load(&rs->failed) ? SZ_EIO : 0);
+}
+
+static int rs_index(struct rs *rs, const uint8_t *ids, size_t n)
+{
+    rs->ents = malloc((n ? n : 1) * sizeof(*rs->ents));
+    rs->groups = malloc((n ? n : 1) * sizeof(*rs->groups));
+    if (rs->ents == NULL || rs->groups == NULL)
+        return SZ_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (mf_is_zero(ids + 32 * i))
+            continue;
+        rs->ents[rs->nents].id = ids + 32 * i;
+        rs->ents[rs->nents++].index = i;
+    }
+    qsort(rs->ents, rs->nents, sizeof(*rs->ents), rs_ent_cmp);
+    for (size_t e = 0; e < rs->nents; e++)
+        if (e == 0 || memcmp(rs->ents[e].id, rs->ents[e - 1].id, 32) != 0)
+            rs->groups[rs->ngroups++] = e;
+    return 0;
+}
+
+static int rs_check_key(sz_client *c, const Sz__SnapInfo *s)
+{
+    char have[33], want[33];
+
+    if (s->key_fingerprint.len != SEAL_FPR_BYTES ||
+        memcmp(s->key_fingerprint.data, seal_fingerprint(c->keys), SEAL_FPR_BYTES) == 0)
+        return 0;
+    cl_fpr_hex(s->key_fingerprint.data, SEAL_FPR_BYTES, want);
+    cl_fpr_hex(seal_fingerprint(c->keys), SEAL_FPR_BYTES, have);
+    return cl_seterr(c, SZ_EKEY, "wrong key: snapshot %s was sealed with key %s, this key is %s",
+                     s->id, want, have);
+}
+
+static char *rs_zone_of(sz_client *c, const char *disk)
+{
+    Sz__NameRef nr = SZ__NAME_REF__INIT;
+    sz_env env = SZ__ENVELOPE__INIT, *rep = NULL;
+    char *zone = NULL;
+    int saved = c->err_set;
+
+    c->err_set = 1;
+    nr.name = (char *)disk;
+    env.body_case = SZ__ENVELOPE__BODY_NAME_REF;
+    env.name_ref = &nr;
+    if (cl_coord_call(c, SZ__MSG_TYPE__DISK_GET, &env, NULL, &rep, NULL) == 0)
+        zone = strdup(rep->reply->disk->zone);
+    codec_free(rep);
+    c->err_set = saved;
+    return zone;
+}
+
+int sz_restore(sz_client *c, const char *what, const char *path, const char *zone,
+               struct sz_restore_result *out)
+{
+    struct rs rs = {.c = c, .fd = -1};
+    Sz__SnapInfo *s = NULL;
+    uint8_t *ids = NULL;
+    char part[4096], *dzone = NULL;
+    struct timespec t0, t1;
+    size_t n = 0;
+    int rc;
+
+    cl_reset(c);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if ((rc = cl_need_keys(c)) != 0)
+        return rc;
+    if (snprintf(part, sizeof(part), "%s.part", path) >= (int)sizeof(part))
+        return cl_seterr(c, SZ_EINVAL, "output path too long");
+    if ((rc = cl_get_snapshot(c, what, &s, &ids, &n)) != 0)
+        return rc;
+    if ((rc = rs_check_key(c, s)) != 0 || (rc = cl_get_map(c, &rs.map)) != 0)
+        goto out;
+    if (zone != NULL && zone[0] != '\0') {
+        if (cmap_nzones(rs.map) > 0) {
+            int known = 0;
+            for (size_t i = 0; i < rs.map->nnodes; i++)
+                known |= strcmp(rs.map->nodes[i].zone, zone) == 0;
+            if (!known) {
+                rc = cl_seterr(c, SZ_ENOENT, "unknown zone '%s'", zone);
+                goto out;
+            }
+        }
+        rs.zone = zone;
+    } else {
+        dzone = rs_zone_of(c, s->disk);
+        rs.zone = dzone ? dzone : "";
+    }
+    rs.size = s->logical_bytes;
+    rs.bs = s->block_size;
+    if (rs.bs == 0 || n != (size_t)((rs.size + rs.bs - 1) / rs.bs)) {
+        rc = cl_seterr(c, SZ_ECORRUPT, "manifest of %s does not match its size", s->id);
+        goto out;
+    }
+    rs.batch = RS_BATCH_BYTES / rs.bs ? RS_BATCH_BYTES / rs.bs : 1;
+    if (rs.batch > SZ_MAX_BATCH)
+        rs.batch = SZ_MAX_BATCH;
+    if ((rc = rs_index(&rs, ids, n)) != 0)
+        goto out;
+    rs.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (rs.fd < 0) {
+        rc = cl_seterr(c, SZ_EIO, "cannot create '%s': %s", part, strerror(errno));
+        goto out;
+    }
+    if (ftruncate(rs.fd, (off_t)rs.size) != 0) {
+        rc = cl_seterr(c, SZ_EIO, "cannot size '%s': %s", part, strerror(errno));
+        goto out;
+    }
+    if ((rc = rs_run(&rs)) != 0)
+        goto out;
+    if (fdatasync(rs.fd) != 0 || rename(part, path) != 0) {
+        rc = cl_seterr(c, SZ_EIO, "cannot finish '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    fsu_fsync_parent(path);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    out->bytes = rs.size;
+    out->blocks = atomic_load(&rs.fetched);
+    out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+out:
+    if (rs.fd >= 0) {
+        close(rs.fd);
+        if (rc != 0)
+            unlink(part);
+    }
+    free(dzone);
+    free(rs.ents);
+    free(rs.groups);
+    free(ids);
+    cmap_free(rs.map);
+    if (s)
+        codec_unpack_free(&s->base);
+    return rc;
+}

@@ -1,0 +1,393 @@
+/*
+ * server: see server.h.
+ *
+ * Invariants:
+ *  1. Only the main thread touches the ROUTER and the proxy's DEALER; each
+ *     worker owns its DEALER, its repl peer sockets and nothing else.
+ *  2. A PUT reply counts a copy only if it is durable (bs_put_batch returned)
+ *     on a node that is in the block's placement.
+ *  3. A GET never returns bytes whose stored checksum does not verify.
+ */
+#include "server.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockstore.h"
+#include "clustermap.h"
+#include "codec.h"
+#include "err.h"
+#include "fsutil.h"
+#include "log.h"
+#include "mapbox.h"
+#include "replicate.h"
+#include "rpc.h"
+#include "transport.h"
+
+#define SRV_BACKEND "inproc://snapnode-workers"
+#define SRV_POLL_MS 200
+
+struct srv {
+    const struct srv_config *cfg;
+    volatile sig_atomic_t *stop;
+    struct bs *bs;
+    struct tp_ctx *ctx;
+    struct mapbox *maps;
+};
+
+/* ---- request handlers (worker threads) -------------------------------- */
+
+static int srv_have(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
+{
+    const Sz__BlockIds *b = env->block_ids;
+    protobuf_c_boolean *have = calloc(b->n_ids ? b->n_ids : 1, sizeof(*have));
+    Sz__HaveResult hr = SZ__HAVE_RESULT__INIT;
+    Sz__Reply r = SZ__REPLY__INIT;
+    int rc;
+
+    if (have == NULL)
+        return rpc_reply_status(sock, msg, env, SZ_ENOMEM, "out of memory");
+    for (size_t i = 0; i < b->n_ids; i++) {
+        rc = bs_have(s->bs, b->ids[i].data);
+        if (rc < 0) {
+            free(have);
+            return rpc_reply_status(sock, msg, env, rc, "index lookup failed");
+        }
+        have[i] = rc == 1;
+    }
+    hr.n_have = b->n_ids;
+    hr.have = have;
+    r.have = &hr;
+    rc = rpc_reply(sock, msg, env, &r, NULL);
+    free(have);
+    return rc;
+}
+
+/* 1 if node self is in block id's placement under map. */
+static int srv_in_placement(const struct cmap *map, long self, const uint8_t *id)
+{
+    size_t place[CMAP_MAX_REPLICAS];
+    size_t k = cmap_place(map, id, place, CMAP_MAX_REPLICAS);
+
+    for (size_t j = 0; j < k; j++)
+        if ((long)place[j] == self)
+            return 1;
+    return 0;
+}
+
+static int srv_put(struct srv *s, struct repl *rp, struct tp_sock *sock, struct tp_msg *msg,
+                   sz_env *env)
+{
+    const Sz__BlockPut *p = env->block_put;
+    struct bs_item items[SZ_MAX_BATCH];
+    int results[SZ_MAX_BATCH];
+    uint32_t replicas[SZ_MAX_BATCH] = {0};
+    Sz__PutResult pr = SZ__PUT_RESULT__INIT;
+    Sz__Reply r = SZ__REPLY__INIT;
+    const struct cmap *map;
+    long self;
+    int rc;
+
+    if (tp_msg_count(msg) != 2 + p->n_ids)
+        return rpc_reply_status(sock, msg, env, SZ_EPROTO, "put has %zu ids but %zu data frames",
+                                p->n_ids, tp_msg_count(msg) - 2);
+    map = mapbox_get(s->maps);
+    if (map == NULL)
+        return rpc_reply_status(sock, msg, env, SZ_EUNAVAIL, "node has no cluster map yet");
+    self = cmap_find(map, s->cfg->id);
+    for (size_t i = 0; i < p->n_ids; i++) {
+        items[i].id = p->ids[i].data;
+        items[i].data = tp_msg_data(msg, 2 + i);
+        items[i].len = tp_msg_size(msg, 2 + i);
+        items[i].crc = p->crcs[i];
+        if (items[i].len == 0 || items[i].len > SZ_MAX_BLOCK_FRAME) {
+            mapbox_put(s->maps, map);
+            return rpc_reply_status(sock, msg, env, SZ_EPROTO, "block %zu has bad size", i);
+        }
+    }
+    rc = bs_put_batch(s->bs, items, p->n_ids, results);
+    if (rc != 0) {
+        mapbox_put(s->maps, map);
+        return rpc_reply_status(sock, msg, env, rc, "store failed: %s", sz_strerror(rc));
+    }
+    for (size_t i = 0; i < p->n_ids; i++)
+        replicas[i] = results[i] == 0 && srv_in_placement(map, self, p->ids[i].data);
+    if (!p->forwarded)
+        repl_forward(rp, map, self, p, msg, 2, replicas);
+    mapbox_put(s->maps, map);
+    pr.n_replicas = p->n_ids;
+    pr.replicas = replicas;
+    r.put = &pr;
+    r.epoch = mapbox_epoch(s->maps);
+    return rpc_reply(sock, msg, env, &r, NULL);
+}
+
+static int srv_get(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
+{
+    const Sz__BlockIds *b = env->block_ids;
+    int32_t status[SZ_MAX_BATCH];
+    Sz__GetResult gr = SZ__GET_RESULT__INIT;
+    Sz__Reply r = SZ__REPLY__INIT;
+    struct tp_msg *frames;
+    int rc;
+
+    if ((rc = tp_msg_new(&frames)) != 0)
+        return rpc_reply_status(sock, msg, env, rc, "out of memory");
+    for (size_t i = 0; i < b->n_ids; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        status[i] = bs_get(s->bs, b->ids[i].data, &data, &len);
+        if (status[i] == SZ_ECORRUPT)
+            log_warn("block failed its checksum; not served");
+        if (status[i] != 0) {
+            free(data);
+            data = NULL;
+            len = 0;
+        }
+        if ((rc = tp_msg_add_take(frames, data, len)) != 0) {
+            tp_msg_free(frames);
+            return rpc_reply_status(sock, msg, env, rc, "out of memory");
+        }
+    }
+    gr.n_status = b->n_ids;
+    gr.status = status;
+    r.get = &gr;
+    return rpc_reply(sock, msg, env, &r, frames);
+}
+
+static int srv_stat(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
+{
+    Sz__NodeStat st = SZ__NODE_STAT__INIT;
+    Sz__Reply r = SZ__REPLY__INIT;
+
+    st.id = (char *)s->cfg->id;
+    st.zone = (char *)s->cfg->zone;
+    bs_stats(s->bs, &st.blocks, &st.stored_bytes);
+    r.node_stat = &st;
+    r.epoch = mapbox_epoch(s->maps);
+    return rpc_reply(sock, msg, env, &r, NULL);
+}
+
+static void srv_dispatch(struct srv *s, struct repl *rp, struct tp_sock *sock,
+                         struct tp_msg *msg, sz_env *env)
+{
+    switch (env->type) {
+    case SZ__MSG_TYPE__BLOCK_HAVE:
+        srv_have(s, sock, msg, env);
+        break;
+    case SZ__MSG_TYPE__BLOCK_PUT:
+        srv_put(s, rp, sock, msg, env);
+        break;
+    case SZ__MSG_TYPE__BLOCK_GET:
+        srv_get(s, sock, msg, env);
+        break;
+    case SZ__MSG_TYPE__NODE_STAT:
+        srv_stat(s, sock, msg, env);
+        break;
+    default:
+        rpc_reply_status(sock, msg, env, SZ_EPROTO, "%s is not served by a storage node",
+                         codec_type_name(env->type));
+    }
+}
+
+static void *srv_worker(void *arg)
+{
+    struct srv *s = arg;
+    struct tp_sock *sock = NULL;
+    struct repl *rp = NULL;
+
+    if (tp_connect(s->ctx, TP_DEALER, SRV_BACKEND, -1, &sock) != 0 ||
+        repl_new(s->ctx, s->cfg->peer_timeout_ms, &rp) != 0) {
+        log_err("worker could not start");
+        *s->stop = 1;
+        goto out;
+    }
+    while (!*s->stop) {
+        struct tp_msg *msg;
+        sz_env *env;
+        if (rpc_serve_recv(sock, SRV_POLL_MS, &msg, &env) != 0)
+            continue;
+        srv_dispatch(s, rp, sock, msg, env);
+        codec_free(env);
+        tp_msg_free(msg);
+    }
+out:
+    repl_free(rp);
+    tp_close(sock);
+    return NULL;
+}
+
+/* ---- membership (heartbeat thread) ------------------------------------ */
+
+static int srv_install_map(struct srv *s, const Sz__ClusterMap *pb)
+{
+    struct cmap *m;
+    int rc;
+
+    if (pb == NULL)
+        return SZ_EPROTO;
+    if ((rc = codec_map_from_pb(pb, &m)) != 0)
+        return rc;
+    if (m->epoch != mapbox_epoch(s->maps))
+        log_info("cluster map epoch %llu, %zu nodes", (unsigned long long)m->epoch, m->nnodes);
+    mapbox_set(s->maps, &m);
+    return 0;
+}
+
+static int srv_register(struct srv *s, struct tp_sock *sock)
+{
+    Sz__NodeRegister nr = SZ__NODE_REGISTER__INIT;
+    sz_env env = SZ__ENVELOPE__INIT, *rep = NULL;
+    int rc;
+
+    nr.id = (char *)s->cfg->id;
+    nr.zone = (char *)s->cfg->zone;
+    nr.endpoint = (char *)s->cfg->advertise;
+    env.body_case = SZ__ENVELOPE__BODY_NODE_REGISTER;
+    env.node_register = &nr;
+    rc = rpc_call(sock, SZ__MSG_TYPE__NODE_REGISTER, &env, NULL, 2000, &rep, NULL);
+    if (rc == 0)
+        rc = srv_install_map(s, rep->reply->map);
+    else if (rep != NULL)
+        log_warn("registration refused: %s", rpc_error_text(rep));
+    codec_free(rep);
+    return rc;
+}
+
+static int srv_refresh_map(struct srv *s, struct tp_sock *sock)
+{
+    Sz__MapGet mg = SZ__MAP_GET__INIT;
+    sz_env env = SZ__ENVELOPE__INIT, *rep = NULL;
+    int rc;
+
+    mg.known_epoch = mapbox_epoch(s->maps);
+    env.body_case = SZ__ENVELOPE__BODY_MAP_GET;
+    env.map_get = &mg;
+    rc = rpc_call(sock, SZ__MSG_TYPE__MAP_GET, &env, NULL, 2000, &rep, NULL);
+    if (rc == 0)
+        rc = srv_install_map(s, rep->reply->map);
+    codec_free(rep);
+    return rc;
+}
+
+static int srv_heartbeat(struct srv *s, struct tp_sock *sock)
+{
+    Sz__NodeHeartbeat hb = SZ__NODE_HEARTBEAT__INIT;
+    sz_env env = SZ__ENVELOPE__INIT, *rep = NULL;
+    int rc;
+
+    hb.id = (char *)s->cfg->id;
+    bs_stats(s->bs, &hb.blocks, &hb.stored_bytes);
+    hb.map_epoch = mapbox_epoch(s->maps);
+    env.body_case = SZ__ENVELOPE__BODY_NODE_HEARTBEAT;
+    env.node_heartbeat = &hb;
+    rc = rpc_call(sock, SZ__MSG_TYPE__NODE_HEARTBEAT, &env, NULL, 2000, &rep, NULL);
+    if (rc == 0 && rep->reply->epoch != hb.map_epoch)
+        rc = srv_refresh_map(s, sock);
+    codec_free(rep);
+    return rc;
+}
+
+static void *srv_membership(void *arg)
+{
+    struct srv *s = arg;
+    struct tp_sock *sock = NULL;
+    int registered = 0, announced = 0;
+
+    while (!*s->stop) {
+        int rc;
+        if (sock == NULL &&
+            tp_connect(s->ctx, TP_DEALER, s->cfg->coordinator, SZ_MAX_ENVELOPE, &sock) != 0) {
+            log_err("bad coordinator endpoint %s", s->cfg->coordinator);
+            *s->stop = 1;
+            break;
+        }
+        rc = registered ? srv_heartbeat(s, sock) : srv_register(s, sock);
+        if (rc == 0 && !registered) {
+            registered = 1;
+            if (!announced) {
+                log_info("snapnode %s ready on %s", s->cfg->id, s->cfg->listen);
+                announced = 1;
+            }
+        } else if (rc == SZ_ENOENT) {
+            registered = 0; /* coordinator forgot us: register again */
+        } else if (rc == SZ_ETIMEDOUT) {
+            tp_close(sock); /* drop queued requests to a dead coordinator */
+            sock = NULL;
+        }
+        for (int t = 0; t < s->cfg->heartbeat_ms && !*s->stop; t += 50)
+            usleep(50 * 1000);
+    }
+    tp_close(sock);
+    return NULL;
+}
+
+/* ---- main thread: bounded front door and proxy ------------------------ */
+
+static void srv_proxy(struct srv *s, struct tp_sock *front, struct tp_sock *back)
+{
+    struct tp_sock *socks[2] = {front, back};
+
+    while (!*s->stop) {
+        int ready[2];
+        struct tp_msg *m;
+        int rc;
+        if (tp_poll(socks, 2, SRV_POLL_MS, ready) <= 0)
+            continue;
+        if (ready[0]) {
+            rc = tp_recv(front, 0, &m);
+            if (rc == SZ_ETOOBIG) {
+                rpc_reply_status(front, m, NULL, SZ_ETOOBIG, "more than %d frames",
+                                 TP_MAX_FRAMES);
+                tp_msg_free(m);
+            } else if (rc == 0) {
+                tp_send(back, &m);
+            }
+        }
+        if (ready[1] && tp_recv(back, 0, &m) == 0)
+            tp_send(front, &m);
+    }
+}
+
+int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
+{
+    struct srv s = {.cfg = cfg, .stop = stop};
+    struct tp_sock *front = NULL, *back = NULL;
+    pthread_t workers[32], member;
+    int nworkers = cfg->threads > 32 ? 32 : cfg->threads;
+    int started = 0, rc;
+    char dir[4096];
+
+    snprintf(dir, sizeof(dir), "%s/blocks", cfg->data_dir);
+    if ((rc = fsu_mkdirs(dir, 0700)) != 0 || (rc = bs_open(dir, &s.bs)) != 0) {
+        log_err("cannot open block store in %s: %s", dir, sz_strerror(rc));
+        return rc;
+    }
+    if ((rc = mapbox_new(&s.maps)) != 0 || (rc = tp_ctx_new(2, &s.ctx)) != 0)
+        goto out;
+    if ((rc = tp_bind(s.ctx, TP_ROUTER, cfg->listen, SZ_MAX_BLOCK_FRAME, &front)) != 0 ||
+        (rc = tp_bind(s.ctx, TP_DEALER, SRV_BACKEND, -1, &back)) != 0)
+        goto out;
+    for (; started < nworkers; started++)
+        if (pthread_create(&workers[started], NULL, srv_worker, &s) != 0)
+            break;
+    if (pthread_create(&member, NULL, srv_membership, &s) != 0) {
+        *stop = 1;
+    } else {
+        srv_proxy(&s, front, back);
+        pthread_join(member, NULL);
+    }
+    *stop = 1;
+    for (int i = 0; i < started; i++)
+        pthread_join(workers[i], NULL);
+out:
+    tp_close(front);
+    tp_close(back);
+    tp_ctx_free(s.ctx);
+    mapbox_free(s.maps);
+    bs_close(s.bs);
+    return rc;
+}

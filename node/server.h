@@ -1,0 +1,35 @@
+/*
+ * server: the storage node's request loop.
+ *
+ *   clients/peers --tcp--> ROUTER (main thread, bounded frames)
+ *                            | inproc proxy
+ *                          DEALER --> worker threads (HAVE, PUT, GET, STAT)
+ *   heartbeat thread: register with the coordinator, heartbeat every second,
+ *                     fetch the map when its epoch moves (mapbox)
+ *
+ * A PUT is acked only after the block store made it durable locally and the
+ * other replicas answered (or timed out); the ack says how many copies are
+ * durable per block.
+ */
+#ifndef SZ_SERVER_H
+#define SZ_SERVER_H
+
+#include <signal.h>
+
+struct srv_config {
+    const char *id;
+    const char *zone;
+    const char *listen;
+    const char *advertise;
+    const char *data_dir;
+    const char *coordinator;
+    int threads;
+    int heartbeat_ms;
+    int peer_timeout_ms;
+};
+
+/** srv_run(cfg, stop): Serve until *stop becomes nonzero.  Return 0 on a
+ *  clean stop, or SZ_E* if the node could not start. */
+int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop);
+
+#endif
