@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the { } wrapper below confuses reachability checks
 # snapzone vs restic: full snapshot, 1% incremental, restore, stored bytes and
 # peak memory on the same synthetic image, in the same run.  See bench/README.md.
 #
@@ -10,6 +11,9 @@
 # needs restic (Debian package `restic`), /usr/bin/time (package `time`),
 # python3, sha256sum and a C compiler if bench/mkimage is not built.
 set -euo pipefail
+# The whole script is one { } block: bash parses it completely before running
+# it, so editing this file while a benchmark runs cannot derail that run.
+{
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -127,7 +131,9 @@ kv() { printf '%s %s\n' "$1" "$2" >>"$KV"; }
 now_ns() { date +%s%N; }
 
 # timed NAME LOG cmd... : drop caches, run cmd under /usr/bin/time, record
-# NAME_s (wall seconds, ns clock) and NAME_rss_kb (peak RSS of the command).
+# NAME_s (wall seconds, ns clock), NAME_rss_kb (peak RSS of the command) and
+# NAME_sync_s (a `sync` right after it: data the command left dirty in the
+# page cache, e.g. restic restore does not fsync while snapctl does).
 timed() {
     local name=$1 logf=$2; shift 2
     local tf=$logf.time t0 t1 rc=0
@@ -142,12 +148,16 @@ timed() {
         tail -n 40 "$logf" | tee -a "$OUT/bench.log" >&2
         return "$rc"
     fi
-    local secs rss
+    sync
+    local t2 secs ssecs rss
+    t2=$(now_ns)
     secs=$(python3 -c "print('%.3f' % (($t1 - $t0) / 1e9))")
+    ssecs=$(python3 -c "print('%.3f' % (($t2 - $t1) / 1e9))")
     rss=$(tail -n 1 "$tf" | awk '{print $2}')
     kv "${name}_s" "$secs"
+    kv "${name}_sync_s" "$ssecs"
     kv "${name}_rss_kb" "$rss"
-    log "  $name: ${secs}s, peak RSS ${rss} KiB"
+    log "  $name: ${secs}s (+${ssecs}s sync), peak RSS ${rss} KiB"
 }
 
 # run a command, logging it; on failure show its output and fail.
@@ -367,42 +377,48 @@ sz_node_pids() { :; }
 sz_coord_pid() { :; }
 
 # ---- main --------------------------------------------------------------------
-{
-    echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "host $(hostname)"
-    echo "kernel $(uname -r)"
-    echo "cpus $(nproc)"
-    echo "mem_kb $(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
-    echo "size_bytes $SIZE_BYTES"
-    echo "runs $RUNS"
-    echo "percent $PERCENT"
-    echo "align $ALIGN"
-    echo "sz_block_size $SZ_BLOCK_SIZE"
-    echo "restic_version ${RESTIC_VERSION// /_}"
-    echo "restic_no_scan $([ ${#RESTIC_NOSCAN[@]} -gt 0 ] && echo 1 || echo 0)"
-    echo "zones $ZONES"
-    echo "nodes_per_zone $NODES_PER_ZONE"
-    echo "replicas $REPLICAS"
-    echo "snapzone_bin $SNAPZONE_BIN"
-    echo "only ${ONLY:-both}"
-} >"$OUT/meta.kv"
-log "out=$OUT work=$WORK size=$SIZE_BYTES runs=$RUNS percent=$PERCENT restic='$RESTIC_VERSION'"
+main() {
+    {
+        echo "date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "host $(hostname)"
+        echo "kernel $(uname -r)"
+        echo "cpus $(nproc)"
+        echo "mem_kb $(awk '/^MemTotal:/ {print $2}' /proc/meminfo)"
+        echo "size_bytes $SIZE_BYTES"
+        echo "runs $RUNS"
+        echo "percent $PERCENT"
+        echo "align $ALIGN"
+        echo "sz_block_size $SZ_BLOCK_SIZE"
+        echo "restic_version ${RESTIC_VERSION// /_}"
+        echo "restic_no_scan $([ ${#RESTIC_NOSCAN[@]} -gt 0 ] && echo 1 || echo 0)"
+        echo "zones $ZONES"
+        echo "nodes_per_zone $NODES_PER_ZONE"
+        echo "replicas $REPLICAS"
+        echo "snapzone_bin $SNAPZONE_BIN"
+        echo "only ${ONLY:-both}"
+    } >"$OUT/meta.kv"
+    log "out=$OUT work=$WORK size=$SIZE_BYTES runs=$RUNS percent=$PERCENT restic='$RESTIC_VERSION'"
 
-for run in $(seq 1 "$RUNS"); do
-    rdir=$OUT/run$run
-    rm -rf "$rdir"
-    mkdir -p "$rdir"
-    if [ $((run % 2)) = 1 ]; then order="snapzone restic"; else order="restic snapzone"; fi
-    for sys in $order; do
-        [ -z "$ONLY" ] || [ "$ONLY" = "$sys" ] || continue
-        echo "$sys" >>"$rdir/order"
-        "bench_$sys" "$run" "$rdir"
+    for run in $(seq 1 "$RUNS"); do
+        rdir=$OUT/run$run
+        rm -rf "$rdir"
+        mkdir -p "$rdir"
+        if [ $((run % 2)) = 1 ]; then order="snapzone restic"; else order="restic snapzone"; fi
+        for sys in $order; do
+            [ -z "$ONLY" ] || [ "$ONLY" = "$sys" ] || continue
+            echo "$sys" >>"$rdir/order"
+            "bench_$sys" "$run" "$rdir"
+        done
+        rm -f "$IMG"
     done
-    rm -f "$IMG"
-done
-echo "page_cache $CACHE_POLICY" >>"$OUT/meta.kv"
+    echo "page_cache $CACHE_POLICY" >>"$OUT/meta.kv"
 
-python3 "$HERE/report.py" --build "$OUT" >"$OUT/results.md"
-cat "$OUT/results.md"
-log "results: $OUT/results.json, table: $OUT/results.md"
-[ "$KEEP" = 1 ] || rmdir "$WORK" 2>/dev/null || true
+    python3 "$HERE/report.py" --build "$OUT" >"$OUT/results.md"
+    cat "$OUT/results.md"
+    log "results: $OUT/results.json, table: $OUT/results.md"
+    [ "$KEEP" = 1 ] || rmdir "$WORK" 2>/dev/null || true
+}
+
+main "$@"
+exit $?
+}

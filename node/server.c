@@ -40,6 +40,29 @@ struct srv {
 
 /* ---- request handlers (worker threads) -------------------------------- */
 
+struct srv_worker {
+    struct srv *s;
+    struct repl *rp;
+    struct tp_sock *coord; /* lazily connected: map refresh on a newer epoch */
+};
+
+static int srv_refresh_map(struct srv *s, struct tp_sock *sock);
+
+/* A request was made under a newer map than ours: fetch it before acting, so
+ * this node never places blocks by a map older than its caller's. */
+static void srv_catch_up(struct srv_worker *w, uint64_t epoch)
+{
+    if (epoch <= mapbox_epoch(w->s->maps))
+        return;
+    if (w->coord == NULL && tp_connect(w->s->ctx, TP_DEALER, w->s->cfg->coordinator,
+                                       SZ_MAX_ENVELOPE, &w->coord) != 0)
+        return;
+    if (srv_refresh_map(w->s, w->coord) == SZ_ETIMEDOUT) {
+        tp_close(w->coord);
+        w->coord = NULL;
+    }
+}
+
 static int srv_have(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
 {
     const Sz__BlockIds *b = env->block_ids;
@@ -78,9 +101,9 @@ static int srv_in_placement(const struct cmap *map, long self, const uint8_t *id
     return 0;
 }
 
-static int srv_put(struct srv *s, struct repl *rp, struct tp_sock *sock, struct tp_msg *msg,
-                   sz_env *env)
+static int srv_put(struct srv_worker *w, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
 {
+    struct srv *s = w->s;
     const Sz__BlockPut *p = env->block_put;
     struct bs_item items[SZ_MAX_BATCH];
     int results[SZ_MAX_BATCH];
@@ -94,6 +117,7 @@ static int srv_put(struct srv *s, struct repl *rp, struct tp_sock *sock, struct 
     if (tp_msg_count(msg) != 2 + p->n_ids)
         return rpc_reply_status(sock, msg, env, SZ_EPROTO, "put has %zu ids but %zu data frames",
                                 p->n_ids, tp_msg_count(msg) - 2);
+    srv_catch_up(w, p->map_epoch);
     map = mapbox_get(s->maps);
     if (map == NULL)
         return rpc_reply_status(sock, msg, env, SZ_EUNAVAIL, "node has no cluster map yet");
@@ -116,7 +140,7 @@ static int srv_put(struct srv *s, struct repl *rp, struct tp_sock *sock, struct 
     for (size_t i = 0; i < p->n_ids; i++)
         replicas[i] = results[i] == 0 && srv_in_placement(map, self, p->ids[i].data);
     if (!p->forwarded)
-        repl_forward(rp, map, self, p, msg, 2, replicas);
+        repl_forward(w->rp, map, self, p, msg, 2, replicas);
     mapbox_put(s->maps, map);
     pr.n_replicas = p->n_ids;
     pr.replicas = replicas;
@@ -171,15 +195,17 @@ static int srv_stat(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_
     return rpc_reply(sock, msg, env, &r, NULL);
 }
 
-static void srv_dispatch(struct srv *s, struct repl *rp, struct tp_sock *sock,
-                         struct tp_msg *msg, sz_env *env)
+static void srv_dispatch(struct srv_worker *w, struct tp_sock *sock, struct tp_msg *msg,
+                         sz_env *env)
 {
+    struct srv *s = w->s;
+
     switch (env->type) {
     case SZ__MSG_TYPE__BLOCK_HAVE:
         srv_have(s, sock, msg, env);
         break;
     case SZ__MSG_TYPE__BLOCK_PUT:
-        srv_put(s, rp, sock, msg, env);
+        srv_put(w, sock, msg, env);
         break;
     case SZ__MSG_TYPE__BLOCK_GET:
         srv_get(s, sock, msg, env);
@@ -195,12 +221,12 @@ static void srv_dispatch(struct srv *s, struct repl *rp, struct tp_sock *sock,
 
 static void *srv_worker(void *arg)
 {
-    struct srv *s = arg;
+    struct srv_worker w = {.s = arg};
+    struct srv *s = w.s;
     struct tp_sock *sock = NULL;
-    struct repl *rp = NULL;
 
     if (tp_connect(s->ctx, TP_DEALER, SRV_BACKEND, -1, &sock) != 0 ||
-        repl_new(s->ctx, s->cfg->peer_timeout_ms, &rp) != 0) {
+        repl_new(s->ctx, s->cfg->peer_timeout_ms, &w.rp) != 0) {
         log_err("worker could not start");
         *s->stop = 1;
         goto out;
@@ -210,12 +236,13 @@ static void *srv_worker(void *arg)
         sz_env *env;
         if (rpc_serve_recv(sock, SRV_POLL_MS, &msg, &env) != 0)
             continue;
-        srv_dispatch(s, rp, sock, msg, env);
+        srv_dispatch(&w, sock, msg, env);
         codec_free(env);
         tp_msg_free(msg);
     }
 out:
-    repl_free(rp);
+    repl_free(w.rp);
+    tp_close(w.coord);
     tp_close(sock);
     return NULL;
 }

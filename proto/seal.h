@@ -12,6 +12,8 @@
  *   byte 3      reserved, 0
  *   bytes 4..27 nonce (24 bytes; AES-GCM uses the first 12)
  *   then        ciphertext, then a 16-byte tag
+ * The cipher is XChaCha20-Poly1305 unless SNAPZONE_CIPHER=aes256gcm asks for
+ * AES-256-GCM (used only where the CPU has AES-NI); seal_open reads either.
  * The associated data is the 32-byte block id, so a block cannot be moved to
  * another id.  seal_open() recomputes the id from the plaintext and rejects
  * a mismatch.
