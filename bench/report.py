@@ -96,6 +96,14 @@ def derive(meta, runs):
                 m["incr_s"] = kv["incr_s"]
             if kv.get("restore_s"):
                 m["restore_mib_s"] = size / MIB / kv["restore_s"]
+                m["restore_durable_mib_s"] = size / MIB / (kv["restore_s"] +
+                                                          kv.get("restore_sync_s", 0))
+            if "data_dir_bytes" in kv:
+                m["disk_all_copies_mib"] = kv["data_dir_bytes"] / MIB
+            elif "stored_bytes" in kv and kv.get("replicas") == 1:
+                m["disk_all_copies_mib"] = kv["stored_bytes"] / MIB
+            if "incr_new_bytes" in kv:
+                m["incr_new_mib"] = kv["incr_new_bytes"] / MIB
             if "stored_bytes" in kv:
                 m["stored_bytes"] = kv["stored_bytes"]
                 if ideal:
@@ -112,6 +120,8 @@ def derive(meta, runs):
                 m["node_rss_mib"] = kv["node_rss_kb"] / 1024
             if kv.get("node_rss_sum_kb"):
                 m["node_rss_sum_mib"] = kv["node_rss_sum_kb"] / 1024
+            if kv.get("coord_rss_kb"):
+                m["coord_rss_mib"] = kv["coord_rss_kb"] / 1024
             if "restore_ok" in kv:
                 m["restore_ok"] = kv["restore_ok"]
             d[s] = m
@@ -148,12 +158,18 @@ ROWS = [
      "restic / snapzone; > 1: snapzone faster"),
     ("Restore throughput, MiB/s (higher is better)", "restore_mib_s", 1, "sz/restic",
      "snapzone / restic; > 1: snapzone faster"),
+    ("Restore + sync throughput, MiB/s (restic restore does not fsync; snapctl does)",
+     "restore_durable_mib_s", 1, "sz/restic", "snapzone / restic; > 1: snapzone faster"),
+    ("Incremental: new plaintext bytes sent, MiB", "incr_new_mib", 1, None,
+     "snapctl's new_bytes; restic does not report it here"),
     ("Stored bytes per copy, MiB", "stored_mib", 1, "sz/restic",
      "snapzone / restic; < 1: snapzone smaller"),
     ("Stored / ideal (ideal = unique non-zero bytes, raw)", "stored_over_ideal", 3, "sz/restic",
      "snapzone / restic; < 1: snapzone smaller"),
     ("Stored / fixed-block ideal (unique non-zero aligned blocks of snapzone's block size)",
      "stored_over_fixed_ideal", 3, "sz/restic", "snapzone / restic; < 1: snapzone smaller"),
+    ("On-disk bytes, all copies (du -sb of node data dirs / restic repo), MiB",
+     "disk_all_copies_mib", 1, "sz/restic", "snapzone / restic; R=3 copies vs 1"),
     ("Client peak RSS, full snapshot, MiB", "full_rss_mib", 1, "sz/restic",
      "snapzone / restic; < 1: snapzone leaner"),
     ("Client peak RSS, incremental, MiB", "incr_rss_mib", 1, "sz/restic",
@@ -163,6 +179,8 @@ ROWS = [
     ("Node peak RSS (max VmHWM of one snapnode), MiB", "node_rss_mib", 1, None,
      "restic has no server process"),
     ("Node peak RSS (sum over all snapnodes), MiB", "node_rss_sum_mib", 1, None,
+     "restic has no server process"),
+    ("Coordinator peak RSS (VmHWM), MiB", "coord_rss_mib", 1, None,
      "restic has no server process"),
 ]
 

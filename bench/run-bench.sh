@@ -289,92 +289,99 @@ sz_cleanup() {
 trap sz_cleanup EXIT
 
 # VmHWM (KiB) of a pid, read from /proc before the cluster goes down.
-vmhwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+vmhwm() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+
+# json_field FILE KEY: KEY of the last JSON object line in FILE (snapctl --json).
+json_field() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+obj = None
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            pass
+if obj is None or sys.argv[2] not in obj:
+    sys.exit("no '%s' in JSON output of %s" % (sys.argv[2], sys.argv[1]))
+print(obj[sys.argv[2]])
+EOF
+}
 
 bench_snapzone() {
     local run=$1 rdir=$2
-    local D=$WORK/sz-cluster T=$WORK/sz-restore.img
+    local D=$WORK/sz-cluster T=$WORK/sz-restore.img K=$WORK/sz.key
     KV=$rdir/snapzone.kv
     : >"$KV"
     log "snapzone (run $run)"
     make_image "$run" "$rdir"
-    rm -rf "$D" "$T"
+    rm -rf "$D" "$T" "$K"
     local port
-    port=$(free_port_base 64) || die "no free port range"
+    port=$(free_port_base $((ZONES * NODES_PER_ZONE + 1))) || die "no free port range"
     SZ_D=$D
     step "$rdir/sz-up.log" env SNAPZONE_BIN="$SNAPZONE_BIN" bash "$CLUSTER_SH" up --dir "$D" \
         --zones "$ZONES" --nodes-per-zone "$NODES_PER_ZONE" --replicas "$REPLICAS" --port-base "$port"
-    # shellcheck disable=SC2034
-    SZ_COORD=$(sz_coordinator "$D" "$port")
-    step "$rdir/sz-keygen.log" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} keygen "${SZ_KEYGEN_ARGS[@]}"
-    step "$rdir/sz-disk-create.log" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} disk create "$DISK" \
-        "${SZ_DISK_CREATE_ARGS[@]}"
-    timed full "$rdir/sz-full.log" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} snapshot create \
-        "${SZ_SNAP_ARGS_FULL[@]}"
+    local coord
+    coord=$(sed -n 's/^SNAPZONE_COORDINATOR=//p' "$D/cluster.env")
+    [ -n "$coord" ] || die "no SNAPZONE_COORDINATOR in $D/cluster.env"
+    local -a sz=("$SNAPCTL" --coordinator "$coord" --keyfile "$K" --json)
+    step "$rdir/sz-keygen.log" "${sz[@]}" keygen "$K"
+    step "$rdir/sz-disk-create.log" "${sz[@]}" disk create "$DISK" --size "$SIZE_BYTES"
+    kv block_size "$(json_field "$rdir/sz-disk-create.log" block_size)"
+    timed full "$rdir/sz-full.log" "${sz[@]}" snapshot create "$DISK" --file "$IMG" --name full
+    kv full_new_bytes "$(json_field "$rdir/sz-full.log" new_bytes)"
     mutate_image "$run" "$rdir"
-    timed incr "$rdir/sz-incr.log" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} snapshot create \
-        "${SZ_SNAP_ARGS_INCR[@]}"
-    timed restore "$rdir/sz-restore.log" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} disk restore \
-        "${SZ_RESTORE_ARGS[@]}"
+    timed incr "$rdir/sz-incr.log" "${sz[@]}" snapshot create "$DISK" --file "$IMG" --name incr
+    kv incr_new_bytes "$(json_field "$rdir/sz-incr.log" new_bytes)"
+    local snap
+    snap=$(json_field "$rdir/sz-incr.log" id)
+    timed restore "$rdir/sz-restore.log" "${sz[@]}" disk restore "$snap" --file "$T"
     local got
     got=$(sha "$T")
     if [ "$got" = "$(cat "$rdir/mutated.sha256")" ]; then kv restore_ok 1; else
         kv restore_ok 0; log "ERROR: snapzone restore sha256 mismatch"; fi
+    kv restore_alloc_bytes "$(du -B1 "$T" | awk '{print $1}')"
     rm -f "$T"
     # stored bytes: nodes report stored_bytes in heartbeats (every second)
     sleep 3
-    step "$rdir/sz-status.json" "$SNAPCTL" ${SZ_GLOBAL[@]+"${SZ_GLOBAL[@]}"} cluster status --json
+    step "$rdir/sz-status.json" "${sz[@]}" cluster status
     python3 - "$rdir/sz-status.json" "$REPLICAS" >>"$KV" <<'EOF' || die "cannot parse cluster status"
 import json, sys
-st = json.load(open(sys.argv[1]))
-def find_nodes(o):
-    if isinstance(o, dict):
-        if isinstance(o.get("nodes"), list):
-            return o["nodes"], o
-        for v in o.values():
-            r = find_nodes(v)
-            if r[0] is not None:
-                return r
-    return None, None
-nodes, parent = find_nodes(st)
-if nodes is None:
-    sys.exit("no nodes[] in cluster status")
+st = json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1])
+nodes = st["nodes"]
 total = sum(int(n.get("stored_bytes", 0)) for n in nodes)
-reps = int(parent.get("replicas") or sys.argv[2])
+reps = int(st.get("replicas") or sys.argv[2])
 print("stored_bytes_all_replicas", total)
 print("stored_bytes", total // reps)
 print("replicas", reps)
 print("nodes", len(nodes))
+print("nodes_up", sum(1 for n in nodes if n.get("state") == "up"))
+print("under_replicated_blocks", st.get("under_replicated_blocks", 0))
 EOF
-    kv data_dir_bytes "$(du -sb "$D" | awk '{print $1}')"
-    # peak memory of every snapnode (and the coordinator) before `down`
+    kv data_dir_bytes "$(du -sb "$D/nodes" | awk '{print $1}')"
+    # peak memory of every snapnode and of the coordinator, before `down`
     local maxhwm=0 sumhwm=0 n=0 pid h
-    for pid in $(sz_node_pids "$D"); do
-        h=$(vmhwm "$pid"); n=$((n + 1))
-        sumhwm=$((sumhwm + h)); [ "$h" -gt "$maxhwm" ] && maxhwm=$h
-    done
-    [ "$n" -gt 0 ] || log "WARNING: no snapnode pids found in $D/nodes.tsv"
+    while read -r pid; do
+        h=$(vmhwm "$pid")
+        [ -n "$h" ] || { log "WARNING: snapnode pid $pid is gone"; continue; }
+        n=$((n + 1))
+        sumhwm=$((sumhwm + h))
+        [ "$h" -gt "$maxhwm" ] && maxhwm=$h
+    done < <(awk -F'\t' 'NR > 1 && $4 ~ /^[0-9]+$/ {print $4}' "$D/nodes.tsv")
+    [ "$n" -gt 0 ] || log "WARNING: no live snapnode pids in $D/nodes.tsv"
     kv node_rss_kb "$maxhwm"
     kv node_rss_sum_kb "$sumhwm"
     kv node_pids "$n"
-    pid=$(sz_coord_pid "$D")
-    [ -n "$pid" ] && kv coord_rss_kb "$(vmhwm "$pid")"
+    pid=$(tr -d ' \n' <"$D/coordinator.pid" 2>/dev/null || true)
+    h=""
+    [ -z "$pid" ] || h=$(vmhwm "$pid")
+    [ -z "$h" ] || kv coord_rss_kb "$h"
     step "$rdir/sz-down.log" bash "$CLUSTER_SH" down --dir "$D"
     SZ_D=""
+    rm -f "$K"
     [ "$KEEP" = 1 ] || rm -rf "$D"
 }
-
-# ---- snapctl adapters: how this tree's snapctl and local-cluster.sh spell things.
-# Filled in from `snapctl --help` and deploy/local-cluster.sh.
-SZ_GLOBAL=()
-SZ_KEYGEN_ARGS=()
-SZ_DISK_CREATE_ARGS=()
-SZ_SNAP_ARGS_FULL=()
-SZ_SNAP_ARGS_INCR=()
-SZ_RESTORE_ARGS=()
-sz_coordinator() { :; }
-sz_node_pids() { :; }
-sz_coord_pid() { :; }
 
 # ---- main --------------------------------------------------------------------
 main() {

@@ -157,16 +157,27 @@ start_proc() {
     # shellcheck disable=SC2016 # $$ and $@ expand in the wrapper shell
     nohup setsid bash -c 'echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" && exec "$@"' \
         "$pidfile" "$@" >>"$log" 2>&1 </dev/null &
+    pid=""
     for ((i = 0; i < 100; i++)); do
         if [ -s "$pidfile" ]; then
             pid=$(cat "$pidfile")
             rm -f "$pidfile"
-            echo "$pid"
-            return 0
+            break
         fi
         sleep 0.05
     done
-    return 1
+    [ -n "$pid" ] || return 1
+    # wait until the wrapper has exec'd CMD (or died), so that callers see
+    # CMD's command line in /proc and never the wrapper's
+    local argv0
+    for ((i = 0; i < 100; i++)); do
+        argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1 || true)
+        [ "$argv0" = "$1" ] && break
+        [ -e "/proc/$pid" ] || break
+        sleep 0.05
+    done
+    echo "$pid"
+    return 0
 }
 
 log_size() { # bytes in a log file (0 if missing)

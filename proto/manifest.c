@@ -35,13 +35,16 @@ int mf_is_zero(const uint8_t id[MF_ID_BYTES])
 
 static int entry_class(const uint8_t *ids, const uint8_t *parent, size_t pn, size_t i)
 {
-    const uint8_t *id = ids + i * MF_ID_BYTES;
+    uint64_t a[4], b[4];
 
-    if (mf_is_zero(id))
+    memcpy(a, ids + i * MF_ID_BYTES, sizeof(a));
+    if ((a[0] | a[1] | a[2] | a[3]) == 0)
         return RUN_ZERO;
-    if (i < pn && memcmp(id, parent + i * MF_ID_BYTES, MF_ID_BYTES) == 0)
-        return RUN_SAME;
-    return RUN_LIT;
+    if (i >= pn)
+        return RUN_LIT;
+    memcpy(b, parent + i * MF_ID_BYTES, sizeof(b));
+    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0 ? RUN_SAME
+                                                                               : RUN_LIT;
 }
 
 /* Length of the run starting at entry i; its class in *tag. */
