@@ -90,7 +90,7 @@ static uint64_t load_le64(const uint8_t *p)
 
 /* ---- integer logarithm -------------------------------------------------- */
 
-typedef unsigned __int128 u128;
+__extension__ typedef unsigned __int128 u128;
 
 #define LOG2E_M1_Q64 0x71547652b82fe177ull /* log2(e) - 1 in Q64 */
 

@@ -88,6 +88,7 @@ class LocalCluster(unittest.TestCase):
         self.assertIsInstance(st["epoch"], int)
         self.assertEqual(st["replicas"], R)
         self.assertEqual(sorted(st["zones"]), ["zone-a", "zone-b", "zone-c"])
+        self.assertEqual(st["under_replicated_blocks"], 0)
         self.assertEqual(len(st["nodes"]), ZONES * NPZ)
         tsv = {n["id"]: n for n in c.nodes()}
         for n in st["nodes"]:
@@ -122,6 +123,7 @@ class LocalCluster(unittest.TestCase):
         self.assertGreater(snap["new_blocks"], 100)
         st = c.wait_blocks_total(R * snap["new_blocks"])
         self.assertEqual(sum(n["blocks"] for n in st["nodes"]), R * snap["new_blocks"], st)
+        self.assertEqual(st["under_replicated_blocks"], 0, st)
         for n in st["nodes"]:
             self.assertGreater(n["stored_bytes"], 0, n)
             self.assertGreater(n["blocks"], 0, n)
@@ -137,6 +139,12 @@ class LocalCluster(unittest.TestCase):
         node = c.nodes()[2]
         os.kill(node["pid"], signal.SIGTERM)
         self.assertFalse(wait_dead(node["pid"]), "node did not exit on SIGTERM")
+        if self.snap is not None:
+            # every block has R copies in R zones: a restore works with a node down
+            out = c.path("lc.r-node-down")
+            c.restore(self.snap["id"], out)
+            with open(out, "rb") as f1, open(self.img, "rb") as f2:
+                self.assertTrue(f1.read() == f2.read(), "restore with a node down differs")
         p = c.script("start-node", "--dir", c.dir, node["id"])
         self.assertEqual(p.returncode, 0, p.stderr + c.log_tails())
         new = {n["id"]: n for n in c.nodes()}[node["id"]]

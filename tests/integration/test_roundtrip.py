@@ -8,7 +8,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from szharness import MiB, KiB, ClusterTestCase, make_image, allocated_bytes, main  # noqa: E402
+from szharness import (MiB, KiB, SNAPCTL, ClusterTestCase, make_image, allocated_bytes,  # noqa: E402
+                       main, parse_one_json, run)
 
 BS = 256 * KiB  # the default block size
 SPEC = [
@@ -120,6 +121,26 @@ class RoundTrip(ClusterTestCase):
         self.assertEqual(d[0]["block_size"], BS)
         self.assertEqual(d[0]["zone"], "zone-a")
         self.assertFalse(d[0].get("source_snapshot"), "not a clone")
+
+    def test_8_env_and_flag_order(self):
+        # SNAPZONE_COORDINATOR / SNAPZONE_KEYFILE instead of flags, and
+        # global flags placed before the command
+        c = self.cluster
+        snap = self.need("snap")
+        out_path = c.path("rt.restored-env")
+        env = dict(os.environ, SNAPZONE_COORDINATOR=c.coordinator,
+                   SNAPZONE_KEYFILE=self.state["key"])
+        p = run([SNAPCTL, "--json", "disk", "restore", snap["id"], "--file", out_path], env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(parse_one_json(p.stdout).get("bytes"), SIZE)
+        self.assertSameFile(self.state["img"], out_path)
+        # a --keyfile flag overrides SNAPZONE_KEYFILE
+        env["SNAPZONE_KEYFILE"] = c.path("no-such.key")
+        out2 = c.path("rt.restored-flag")
+        p = run([SNAPCTL, "--keyfile", self.state["key"], "disk", "restore", snap["id"],
+                 "--json", "--file", out2], env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertSameFile(self.state["img"], out2)
 
 
 if __name__ == "__main__":

@@ -333,6 +333,14 @@ static void test_malformed(void **state)
                                      11),
                                NULL, 0, 10),
                      SZ_EPROTO);
+    /* ... and 1 with bit 64 set: wraps to 1 if the 10th byte goes unchecked */
+    assert_int_equal(decode_rc(buf,
+                               craft(buf, 1,
+                                     (const uint8_t[]){0, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                                       0x80, 0x80, 0x80, 0x02},
+                                     11),
+                               NULL, 0, 10),
+                     SZ_EPROTO);
     assert_int_equal(decode_rc(buf, craft(buf, 1, (const uint8_t[]){0, 0x81}, 2), NULL, 0, 10),
                      SZ_EPROTO);
     /* multi-byte minimal varints are fine: 200 = c8 01, 128 = 80 01 */
