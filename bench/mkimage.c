@@ -101,7 +101,8 @@ static inline uint64_t rng_next(rng_t *r)
 static uint64_t rng_below(rng_t *r, uint64_t n)
 {
 #if defined(__SIZEOF_INT128__)
-    return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
+    __extension__ typedef unsigned __int128 u128;
+    return (uint64_t)(((u128)rng_next(r) * n) >> 64);
 #else
     return rng_next(r) % n;
 #endif

@@ -190,7 +190,7 @@ static int parse_size(const char *s, size_t *out)
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){1000, 10, 10000000, 3, 2};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         size_t *dst = !strcmp(a, "--nodes")      ? &o->nodes
                       : !strcmp(a, "--zones")    ? &o->zones
@@ -201,7 +201,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 
         if (dst == NULL || parse_size(v, dst) != 0)
             return -1;
-        i++;
     }
     if (o->nodes < 2 || o->nodes >= CMAP_MAX_NODES || o->zones < 1 || o->zones > o->nodes ||
         o->blocks < 1 || o->replicas < 1 || o->replicas > CMAP_MAX_REPLICAS ||

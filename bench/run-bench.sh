@@ -6,10 +6,10 @@
 #   bench/run-bench.sh [--size 1G] [--runs 3] [--out DIR] [--percent 1]
 #                      [--align 64K] [--only snapzone|restic] [--work DIR] [--keep]
 #
-# Environment: SNAPZONE_BIN (default <repo>/build) holds snapctl, snapnode,
-# snapcoord and, if built, bench/mkimage.  The script installs nothing; it
-# needs restic (Debian package `restic`), /usr/bin/time (package `time`),
-# python3, sha256sum and a C compiler if bench/mkimage is not built.
+# Environment: SNAPZONE_BIN (default <repo>/build) holds snapctl, snapnode and
+# snapcoord.  The script installs nothing; it needs restic (Debian package
+# `restic`), /usr/bin/time (package `time`), python3, sha256sum, a C compiler
+# for bench/mkimage.c, and root to drop the page cache before timed steps.
 set -euo pipefail
 # The whole script is one { } block: bash parses it completely before running
 # it, so editing this file while a benchmark runs cannot derail that run.
@@ -36,7 +36,7 @@ DISK=benchdisk
 SZ_BLOCK_SIZE=256K   # snapzone's default block size (SZ_DEFAULT_BLOCK_SIZE)
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
     exit "${1:-2}"
 }
 
@@ -56,16 +56,6 @@ while [ $# -gt 0 ]; do
 done
 case "$ONLY" in ""|snapzone|restic) ;; *) echo "run-bench: --only takes snapzone or restic" >&2; exit 2 ;; esac
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "run-bench: --runs must be a positive integer" >&2; exit 2; }
-
-OUT=${OUT:-$REPO/bench/out/$(date +%Y%m%d-%H%M%S)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-WORK=${WORK:-$OUT/work}
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
-
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$OUT/bench.log" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # ---- prerequisites -----------------------------------------------------------
 missing=0
@@ -88,6 +78,16 @@ if [ "$ONLY" != restic ]; then
 fi
 [ "$missing" = 0 ] || exit 1
 SNAPCTL=$SNAPZONE_BIN/snapctl
+
+OUT=${OUT:-/tmp/snapzone-bench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=${WORK:-$OUT/work}
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" | tee -a "$OUT/bench.log" >&2; }
+die() { log "ERROR: $*"; exit 1; }
 
 # mkimage: compiled from bench/mkimage.c (libc only) so it matches the source;
 # the CMake-built $SNAPZONE_BIN/bench/mkimage if there is no C compiler.

@@ -23,6 +23,11 @@
  *  - Data file descriptors live in a small LRU table, opened lazily; a slot
  *    with references is never closed.  If every slot is busy a private fd is
  *    used and closed after the operation.
+ *  - bs_replace and bs_delete claim their id like a put batch does, so all
+ *    writes of one id are serialized.  A put batch that waited on a claim and
+ *    then finds the id unindexed (a delete held it) writes it itself.
+ *  - bs_replace appends a new record and repoints the index; the old record
+ *    becomes unreferenced garbage, exactly like bytes of a crashed batch.
  */
 #include "blockstore.h"
 
@@ -221,7 +226,10 @@ static int bs_fd_install_locked(struct bs *bs, uint32_t file, int fd)
     return best;
 }
 
-static int bs_fd_get(struct bs *bs, uint32_t file, struct bs_fdref *ref)
+/* Borrow an fd for data file `file`.  With quiet, a failed open is not
+ * logged and *missing tells whether the file does not exist. */
+static int bs_fd_get_ex(struct bs *bs, uint32_t file, struct bs_fdref *ref, int quiet,
+                        int *missing)
 {
     char path[PATH_MAX];
     int fd;
@@ -234,8 +242,11 @@ static int bs_fd_get(struct bs *bs, uint32_t file, struct bs_fdref *ref)
 
     bs_data_path(bs, file, path, sizeof(path));
     fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return bs_ioerr("open", file);
+    if (fd < 0) {
+        if (missing != NULL)
+            *missing = errno == ENOENT;
+        return quiet ? SZ_EIO : bs_ioerr("open", file);
+    }
 
     pthread_mutex_lock(&bs->mu);
     ref->slot = bs_fd_lookup_locked(bs, file, &ref->fd);
@@ -248,6 +259,11 @@ static int bs_fd_get(struct bs *bs, uint32_t file, struct bs_fdref *ref)
     if (fd >= 0)
         close(fd); /* another thread installed this file first */
     return 0;
+}
+
+static int bs_fd_get(struct bs *bs, uint32_t file, struct bs_fdref *ref)
+{
+    return bs_fd_get_ex(bs, file, ref, 0, NULL);
 }
 
 static void bs_fd_put(struct bs *bs, const struct bs_fdref *ref)
@@ -508,17 +524,20 @@ static int bs_lookup(struct bs *bs, const uint8_t *id, struct bs_loc *loc)
     return rc;
 }
 
-/* preadv the whole iovec; a short file is SZ_ECORRUPT, a failed read SZ_EIO. */
-static int bs_preadv_all(int fd, struct iovec *iov, int cnt, uint64_t off, uint32_t file)
+/* preadv the whole iovec; a short file is SZ_ECORRUPT, a failed read SZ_EIO.
+ * With quiet, nothing is logged. */
+static int bs_preadv_all(int fd, struct iovec *iov, int cnt, uint64_t off, uint32_t file,
+                         int quiet)
 {
     while (cnt > 0) {
         ssize_t n = preadv(fd, iov, cnt, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return bs_ioerr("read", file);
+            return quiet ? SZ_EIO : bs_ioerr("read", file);
         if (n == 0) {
-            log_err("blockstore: data file %08u ends before record end", (unsigned)file);
+            if (!quiet)
+                log_err("blockstore: data file %08u ends before record end", (unsigned)file);
             return SZ_ECORRUPT;
         }
         off += (uint64_t)n;
@@ -532,11 +551,11 @@ static int bs_preadv_all(int fd, struct iovec *iov, int cnt, uint64_t off, uint3
     return 0;
 }
 
-static int bs_verify(const uint8_t *id, const struct bs_loc *loc, const uint8_t *hdr,
-                     const uint8_t *payload)
+/* Why the record (hdr, payload) does not match id's index entry, or NULL. */
+static const char *bs_check_record(const uint8_t *id, const struct bs_loc *loc,
+                                   const uint8_t *hdr, const uint8_t *payload)
 {
     const char *why = NULL;
-    char hex[17];
 
     if (get_le32(hdr) != BS_MAGIC)
         why = "bad magic";
@@ -548,6 +567,15 @@ static int bs_verify(const uint8_t *id, const struct bs_loc *loc, const uint8_t 
         why = "id differs";
     else if (crc32c(0, payload, loc->len) != loc->crc)
         why = "payload crc mismatch";
+    return why;
+}
+
+static int bs_verify_record(const uint8_t *id, const struct bs_loc *loc, const uint8_t *hdr,
+                            const uint8_t *payload)
+{
+    const char *why = bs_check_record(id, loc, hdr, payload);
+    char hex[17];
+
     if (why == NULL)
         return 0;
     log_err("blockstore: block %s at %08u:%llu corrupt: %s", bs_idhex(id, hex),
@@ -577,10 +605,10 @@ int bs_get(struct bs *bs, const uint8_t id[BS_ID_BYTES], uint8_t **out, size_t *
         goto fail;
     iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
     iov[1] = (struct iovec){.iov_base = buf, .iov_len = loc.len};
-    rc = bs_preadv_all(ref.fd, iov, 2, loc.off, loc.file);
+    rc = bs_preadv_all(ref.fd, iov, 2, loc.off, loc.file, 0);
     bs_fd_put(bs, &ref);
     if (rc == 0)
-        rc = bs_verify(id, &loc, hdr, buf);
+        rc = bs_verify_record(id, &loc, hdr, buf);
     if (rc != 0)
         goto fail;
     *out = buf;
@@ -593,7 +621,7 @@ fail:
 
 /* ---- put ------------------------------------------------------------------- */
 
-enum { W_WRITE, W_HAVE, W_WAIT };
+enum { W_WRITE, W_HAVE, W_WAIT, W_RETRY };
 
 struct bs_work {
     struct bs_claim claim; /* claim.id is the item's id even when unclaimed */
@@ -810,11 +838,12 @@ static void bs_release(struct bs *bs, const struct bs_item *items, struct bs_wor
     pthread_mutex_unlock(&bs->mu);
 }
 
-/* Ids another batch was writing: wait for it, then they must be indexed. */
-static int bs_wait_others(struct bs *bs, const struct bs_work *w, size_t nw)
+/* Ids another batch (or a replace, or a delete) held: wait for its release;
+ * then they are indexed, or (after a delete or a failed write) marked
+ * W_RETRY for this batch to write itself.  Return 0 or SZ_EIO. */
+static int bs_wait_others(struct bs *bs, struct bs_work *w, size_t nw, size_t *nretry)
 {
-    char hex[17];
-
+    *nretry = 0;
     for (size_t i = 0; i < nw; i++) {
         int rc;
         if (w[i].state != W_WAIT)
@@ -824,11 +853,12 @@ static int bs_wait_others(struct bs *bs, const struct bs_work *w, size_t nw)
             pthread_cond_wait(&bs->claim_cv, &bs->mu);
         pthread_mutex_unlock(&bs->mu);
         rc = kv_exists(bs->index, w[i].claim.id, BS_ID_BYTES);
-        if (rc == 1)
-            continue;
-        if (rc == 0)
-            log_err("blockstore: concurrent write of %s failed", bs_idhex(w[i].claim.id, hex));
-        return SZ_EIO;
+        if (rc < 0)
+            return SZ_EIO;
+        if (rc == 0) {
+            w[i].state = W_RETRY;
+            (*nretry)++;
+        }
     }
     return 0;
 }
@@ -844,10 +874,49 @@ static int bs_check_sizes(const struct bs_item *items, size_t n)
     return 0;
 }
 
+#define BS_PUT_ATTEMPTS 8
+
+static int bs_put_attempt(struct bs *bs, const struct bs_item *items, size_t n, int *results,
+                          int attempt);
+
+/* Write the W_RETRY items of w again, as a batch of their own. */
+static int bs_put_retry(struct bs *bs, const struct bs_item *items, const struct bs_work *w,
+                        size_t nw, size_t nretry, int attempt)
+{
+    struct bs_item *sub = malloc(nretry * sizeof(*sub));
+    int *subres = malloc(nretry * sizeof(*subres));
+    size_t k = 0;
+    char hex[17];
+    int rc = SZ_ENOMEM;
+
+    if (sub == NULL || subres == NULL)
+        goto out;
+    for (size_t i = 0; i < nw; i++)
+        if (w[i].state == W_RETRY)
+            sub[k++] = items[w[i].item];
+    rc = SZ_EIO;
+    if (attempt + 1 >= BS_PUT_ATTEMPTS) {
+        log_err("blockstore: concurrent writes of %s keep failing", bs_idhex(sub[0].id, hex));
+        goto out;
+    }
+    /* Every item here passed its crc check already, so results stay 0. */
+    rc = bs_put_attempt(bs, sub, k, subres, attempt + 1);
+out:
+    free(sub);
+    free(subres);
+    return rc;
+}
+
 int bs_put_batch(struct bs *bs, const struct bs_item *items, size_t n, int *results)
 {
+    return bs_put_attempt(bs, items, n, results, 0);
+}
+
+static int bs_put_attempt(struct bs *bs, const struct bs_item *items, size_t n, int *results,
+                          int attempt)
+{
     struct bs_work *w;
-    size_t nw;
+    size_t nw, nretry = 0;
     int rc;
 
     if (n == 0)
@@ -865,7 +934,232 @@ int bs_put_batch(struct bs *bs, const struct bs_item *items, size_t n, int *resu
         rc = bs_store(bs, items, w, nw);
     bs_release(bs, items, w, nw, rc == 0);
     if (rc == 0)
-        rc = bs_wait_others(bs, w, nw);
+        rc = bs_wait_others(bs, w, nw, &nretry);
+    if (rc == 0 && nretry > 0)
+        rc = bs_put_retry(bs, items, w, nw, nretry, attempt);
     free(w);
+    return rc;
+}
+
+/* ---- maintenance: scan, verify, replace, delete ---------------------------- */
+
+/* Claim one id for a replace or delete, waiting while anyone else holds it. */
+static void bs_claim_one(struct bs *bs, struct bs_claim *claim)
+{
+    struct bs_claim **head = &bs->claims[bs_claim_bucket(claim->id)];
+
+    pthread_mutex_lock(&bs->mu);
+    while (bs_claimed_locked(bs, claim->id))
+        pthread_cond_wait(&bs->claim_cv, &bs->mu);
+    claim->next = *head;
+    *head = claim;
+    pthread_mutex_unlock(&bs->mu);
+}
+
+static void bs_unclaim_one(struct bs *bs, struct bs_claim *claim)
+{
+    pthread_mutex_lock(&bs->mu);
+    bs_unclaim_locked(bs, claim);
+    pthread_cond_broadcast(&bs->claim_cv);
+    pthread_mutex_unlock(&bs->mu);
+}
+
+struct bs_scan {
+    struct kv_iter *it;
+    int done;
+};
+
+int bs_scan_new(struct bs *bs, struct bs_scan **out)
+{
+    struct bs_scan *sc = calloc(1, sizeof(*sc));
+
+    *out = NULL;
+    if (sc == NULL)
+        return SZ_ENOMEM;
+    if (kv_iter_new(bs->index, NULL, 0, &sc->it) != 0) {
+        free(sc);
+        return SZ_EIO;
+    }
+    *out = sc;
+    return 0;
+}
+
+int bs_scan_next(struct bs_scan *sc, struct bs_entry *out, size_t max, size_t *n)
+{
+    const uint8_t *k, *v;
+    size_t klen, vlen;
+    struct bs_loc loc;
+
+    *n = 0;
+    while (!sc->done && *n < max) {
+        int rc = kv_iter_next(sc->it, &k, &klen, &v, &vlen);
+        if (rc < 0)
+            return SZ_EIO;
+        if (rc == 0) {
+            sc->done = 1;
+            break;
+        }
+        if (klen != BS_ID_BYTES || vlen != BS_VAL_BYTES) {
+            log_err("blockstore: scan skips a malformed index entry (key %zu, value %zu bytes)",
+                    klen, vlen);
+            continue;
+        }
+        bs_unpack_loc(v, &loc);
+        memcpy(out[*n].id, k, BS_ID_BYTES);
+        out[*n].file = loc.file;
+        out[*n].off = loc.off;
+        out[*n].len = loc.len;
+        out[*n].crc = loc.crc;
+        (*n)++;
+    }
+    return 0;
+}
+
+void bs_scan_free(struct bs_scan *sc)
+{
+    if (sc == NULL)
+        return;
+    kv_iter_free(sc->it);
+    free(sc);
+}
+
+int bs_verify(struct bs *bs, const uint8_t id[BS_ID_BYTES], int *health, uint32_t *crc)
+{
+    uint8_t hdr[BS_HDR_BYTES];
+    uint8_t *buf = NULL;
+    struct bs_fdref ref;
+    struct bs_loc loc;
+    struct iovec iov[2];
+    int missing = 0, rc;
+
+    *health = BS_HEALTHY;
+    *crc = 0;
+    rc = bs_lookup(bs, id, &loc);
+    if (rc != 0)
+        return rc;
+    *crc = loc.crc;
+    buf = malloc(loc.len > 0 ? loc.len : 1);
+    if (buf == NULL)
+        return SZ_ENOMEM;
+    rc = bs_fd_get_ex(bs, loc.file, &ref, 1, &missing);
+    if (rc != 0) {
+        if (missing) {
+            *health = BS_GONE;
+            rc = 0;
+        }
+        goto out;
+    }
+    iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+    iov[1] = (struct iovec){.iov_base = buf, .iov_len = loc.len};
+    rc = bs_preadv_all(ref.fd, iov, 2, loc.off, loc.file, 1);
+    bs_fd_put(bs, &ref);
+    if (rc == SZ_ECORRUPT) { /* the file ends before the record does */
+        *health = BS_GONE;
+        rc = 0;
+    } else if (rc == 0 && bs_check_record(id, &loc, hdr, buf) != NULL) {
+        *health = BS_DAMAGED;
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+/* Append one record for (id, data) and make it durable; return where. */
+static int bs_append_one(struct bs *bs, const struct bs_item *it, struct bs_loc *loc)
+{
+    uint8_t hdr[BS_HDR_BYTES];
+    struct iovec iov[2];
+    struct bs_fdref ref;
+    uint64_t off;
+    uint32_t file;
+    int cnt = 1, rc;
+
+    rc = bs_reserve(bs, BS_HDR_BYTES + (uint64_t)it->len, &file, &off);
+    if (rc != 0)
+        return rc;
+    rc = bs_fd_get(bs, file, &ref);
+    if (rc != 0)
+        return rc;
+    bs_pack_hdr(hdr, it);
+    iov[0] = (struct iovec){.iov_base = hdr, .iov_len = BS_HDR_BYTES};
+    if (it->len > 0)
+        iov[cnt++] = (struct iovec){.iov_base = (void *)it->data, .iov_len = it->len};
+    rc = bs_pwritev_all(ref.fd, iov, cnt, off, file);
+    if (rc == 0 && fdatasync(ref.fd) != 0)
+        rc = bs_ioerr("fdatasync", file);
+    bs_fd_put(bs, &ref);
+    *loc = (struct bs_loc){.file = file, .off = off, .len = (uint32_t)it->len, .crc = it->crc};
+    return rc;
+}
+
+int bs_replace(struct bs *bs, const uint8_t id[BS_ID_BYTES], const void *data, size_t len,
+               uint32_t crc)
+{
+    struct bs_item it = {.id = id, .data = data, .len = len, .crc = crc};
+    struct bs_claim claim = {.id = id};
+    uint8_t val[BS_VAL_BYTES];
+    struct bs_loc old, loc;
+    char hex[17];
+    int rc;
+
+    if (len > UINT32_MAX)
+        return SZ_EINVAL;
+    if (crc32c(0, data, len) != crc)
+        return SZ_ECORRUPT;
+    bs_claim_one(bs, &claim);
+    rc = bs_lookup(bs, id, &old);
+    if (rc == SZ_ECORRUPT)
+        rc = SZ_EINVAL; /* no recorded crc to match */
+    if (rc != 0)
+        goto out;
+    if (old.crc != crc) {
+        log_err("blockstore: refusing to replace %s: crc %08x is not the recorded %08x",
+                bs_idhex(id, hex), (unsigned)crc, (unsigned)old.crc);
+        rc = SZ_EINVAL;
+        goto out;
+    }
+    rc = bs_append_one(bs, &it, &loc);
+    if (rc != 0)
+        goto out;
+    bs_pack_loc(val, &loc);
+    if (kv_put(bs->index, id, BS_ID_BYTES, val, sizeof(val), 1) != 0) {
+        rc = SZ_EIO;
+        goto out;
+    }
+    pthread_mutex_lock(&bs->mu);
+    bs->bytes = bs->bytes - old.len + loc.len;
+    pthread_mutex_unlock(&bs->mu);
+    log_info("blockstore: block %s re-stored at %08u:%llu (was %08u:%llu)", bs_idhex(id, hex),
+             (unsigned)loc.file, (unsigned long long)loc.off, (unsigned)old.file,
+             (unsigned long long)old.off);
+out:
+    bs_unclaim_one(bs, &claim);
+    return rc;
+}
+
+int bs_delete(struct bs *bs, const uint8_t id[BS_ID_BYTES])
+{
+    struct bs_claim claim = {.id = id};
+    struct bs_loc loc = {0};
+    int rc, malformed;
+
+    bs_claim_one(bs, &claim);
+    rc = bs_lookup(bs, id, &loc);
+    malformed = rc == SZ_ECORRUPT;
+    if (rc != 0 && !malformed)
+        goto out;
+    if (kv_del(bs->index, id, BS_ID_BYTES, 1) != 0) {
+        rc = SZ_EIO;
+        goto out;
+    }
+    rc = 0;
+    pthread_mutex_lock(&bs->mu);
+    if (bs->blocks > 0)
+        bs->blocks--;
+    if (!malformed)
+        bs->bytes -= BS_HDR_BYTES + (uint64_t)loc.len;
+    pthread_mutex_unlock(&bs->mu);
+out:
+    bs_unclaim_one(bs, &claim);
     return rc;
 }

@@ -274,6 +274,16 @@ int kv_iter_new(struct kv *db, const void *prefix, size_t plen, struct kv_iter *
     return 0;
 }
 
+int kv_iter_seek(struct kv_iter *it, const void *key, size_t klen)
+{
+    if (klen < it->plen || memcmp(key, it->prefix, it->plen) != 0)
+        return SZ_EINVAL;
+    rocksdb_iter_seek(it->it, (const char *)key, klen);
+    it->started = 0;
+    it->done = 0;
+    return 0;
+}
+
 int kv_iter_next(struct kv_iter *it, const uint8_t **key, size_t *klen, const uint8_t **val,
                  size_t *vlen)
 {

@@ -49,6 +49,10 @@ int kv_write(struct kv *db, struct kv_batch *b, int sync);
  *  order.  Caller frees with kv_iter_free (NULL is a no-op). */
 int kv_iter_new(struct kv *db, const void *prefix, size_t plen, struct kv_iter **out);
 
+/** kv_iter_seek(it, key, klen): Continue from the first key >= key (which
+ *  must start with the iterator's prefix).  Return 0 or SZ_EINVAL. */
+int kv_iter_seek(struct kv_iter *it, const void *key, size_t klen);
+
 /** kv_iter_next(it, key, klen, val, vlen): Borrowed pointers valid until the
  *  next call.  Return 1 if an entry was produced, 0 at the end, SZ_EIO. */
 int kv_iter_next(struct kv_iter *it, const uint8_t **key, size_t *klen, const uint8_t **val,

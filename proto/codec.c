@@ -87,6 +87,9 @@ static int codec_reply_ok(const Sz__Reply *r)
         return 0;
     if (r->snap != NULL && (r->snap->key_fingerprint.len > 32 || r->snap->digest.len > 32))
         return 0;
+    for (size_t i = 0; i < r->n_snaps; i++)
+        if (r->snaps[i]->n_restorable_zones > CMAP_MAX_NODES)
+            return 0;
     return 1;
 }
 
@@ -112,6 +115,9 @@ static int codec_body_for(int type)
     case SZ__MSG_TYPE__BLOCK_PUT: return SZ__ENVELOPE__BODY_BLOCK_PUT;
     case SZ__MSG_TYPE__BLOCK_GET: return SZ__ENVELOPE__BODY_BLOCK_IDS;
     case SZ__MSG_TYPE__NODE_STAT: return SZ__ENVELOPE__BODY__NOT_SET;
+    case SZ__MSG_TYPE__NODE_SCRUB: return SZ__ENVELOPE__BODY__NOT_SET;
+    case SZ__MSG_TYPE__NODE_DRAIN: return SZ__ENVELOPE__BODY_NAME_REF;
+    case SZ__MSG_TYPE__NODE_REMOVE: return SZ__ENVELOPE__BODY_NAME_REF;
     default: return -1;
     }
 }
@@ -210,6 +216,18 @@ int codec_decode(const void *buf, size_t len, sz_env **out, char *why, size_t wh
 err:
     sz__envelope__free_unpacked(e, NULL);
     return rc;
+}
+
+uint64_t codec_peek_req_id(const void *buf, size_t len)
+{
+    sz_env *e;
+    uint64_t id;
+
+    if (len > SZ_MAX_ENVELOPE || (e = sz__envelope__unpack(NULL, len, buf)) == NULL)
+        return 0;
+    id = e->req_id;
+    sz__envelope__free_unpacked(e, NULL);
+    return id;
 }
 
 void codec_free(sz_env *env)

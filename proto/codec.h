@@ -31,6 +31,10 @@ typedef Sz__Envelope sz_env;
  *  codec_free.  Return 0, SZ_ETOOBIG, SZ_EPROTO or SZ_EVERSION. */
 int codec_decode(const void *buf, size_t len, sz_env **out, char *why, size_t whylen);
 
+/** codec_peek_req_id(buf, len): The req_id of an envelope that parses but
+ *  failed validation (so an error reply can echo it), else 0. */
+uint64_t codec_peek_req_id(const void *buf, size_t len);
+
 /** codec_free(env): NULL is a no-op. */
 void codec_free(sz_env *env);
 

@@ -198,8 +198,10 @@ int rpc_serve_recv(struct tp_sock *s, int timeout_ms, struct tp_msg **msg, sz_en
     }
     rc = codec_decode(tp_msg_data(m, 1), tp_msg_size(m, 1), env, why, sizeof(why));
     if (rc != 0) {
+        sz_env echo = SZ__ENVELOPE__INIT;
+        echo.req_id = codec_peek_req_id(tp_msg_data(m, 1), tp_msg_size(m, 1));
         log_debug("malformed request: %s", why);
-        rpc_reply_status(s, m, NULL, rc, "%s", why);
+        rpc_reply_status(s, m, &echo, rc, "%s", why);
         tp_msg_free(m);
         return SZ_EPROTO;
     }

@@ -146,6 +146,10 @@ int cl_coord_call(sz_client *c, int type, sz_env *env, struct tp_msg *frames, sz
                   c->timeout_ms);
     else
         cl_seterr(c, rc, "coordinator request failed: %s", sz_strerror(rc));
+    if (rc != SZ_EREPLICAS) { /* only a commit's "missing" list is read after failure */
+        codec_free(*reply);
+        *reply = NULL;
+    }
     if (rc == SZ_ETIMEDOUT) {
         /* Forget queued requests to a dead coordinator. */
         tp_close(c->coord);

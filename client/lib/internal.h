@@ -38,7 +38,8 @@ void cl_reset(sz_client *c);
 
 /** cl_coord_call(c, type, env, frames, reply, rframes): rpc_call to the
  *  coordinator with the client's timeout; failures are recorded with
- *  cl_seterr (the reply's error text when there is one). */
+ *  cl_seterr (the reply's error text when there is one).  On failure *reply
+ *  is NULL, except for SZ_EREPLICAS, whose reply lists the missing ids. */
 int cl_coord_call(sz_client *c, int type, sz_env *env, struct tp_msg *frames, sz_env **reply,
                   struct tp_msg **rframes);
 

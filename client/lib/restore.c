@@ -45,7 +45,7 @@ struct rs {
     struct cmap *map;
     struct rs_ent *ents; /* sorted by id; equal ids adjacent */
     size_t nents;
-    size_t *groups; /* start of each distinct id in ents */
+    size_t *groups; /* start of each distinct id's run in ents, in disk order */
     size_t ngroups;
     size_t batch;
     atomic_size_t next;
@@ -65,6 +65,15 @@ static int rs_ent_cmp(const void *a, const void *b)
     const struct rs_ent *x = a, *y = b;
     int c = memcmp(x->id, y->id, 32);
     return c ? c : (x->index < y->index ? -1 : x->index > y->index);
+}
+
+/* qsort has no context argument; rs_index runs on one thread. */
+static const struct rs_ent *rs_sort_ents;
+
+static int rs_group_cmp(const void *a, const void *b)
+{
+    size_t x = rs_sort_ents[*(const size_t *)a].index, y = rs_sort_ents[*(const size_t *)b].index;
+    return x < y ? -1 : x > y;
 }
 
 static size_t rs_block_len(const struct rs *rs, size_t idx)
@@ -89,9 +98,9 @@ static size_t rs_order(const struct rs *rs, const uint8_t *id, size_t *out)
 
 static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
 {
-    size_t end = g + 1 < rs->ngroups ? rs->groups[g + 1] : rs->nents;
+    const uint8_t *id = rs->ents[rs->groups[g]].id;
 
-    for (size_t e = rs->groups[g]; e < end; e++) {
+    for (size_t e = rs->groups[g]; e < rs->nents && memcmp(rs->ents[e].id, id, 32) == 0; e++) {
         size_t idx = rs->ents[e].index, want = rs_block_len(rs, idx), done = 0;
         if (want != len)
             return SZ_ECORRUPT;
@@ -277,6 +286,10 @@ static int rs_index(struct rs *rs, const uint8_t *ids, size_t n)
     for (size_t e = 0; e < rs->nents; e++)
         if (e == 0 || memcmp(rs->ents[e].id, rs->ents[e - 1].id, 32) != 0)
             rs->groups[rs->ngroups++] = e;
+    /* Fetch in disk order (each id at its first use): nodes stored blocks in
+     * about that order, so their reads stay sequential, not random. */
+    rs_sort_ents = rs->ents;
+    qsort(rs->groups, rs->ngroups, sizeof(*rs->groups), rs_group_cmp);
     return 0;
 }
 

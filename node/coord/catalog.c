@@ -184,6 +184,41 @@ int cat_nodes(struct catalog *cat, Sz__NodeInfo ***out, size_t *n)
     return cat_list(cat, 'n', &sz__node_info__descriptor, (ProtobufCMessage ***)out, n);
 }
 
+int cat_node_del(struct catalog *cat, const char *id)
+{
+    char key[80];
+    size_t klen = cat_key(key, sizeof(key), 'n', id);
+
+    return klen ? kv_del(cat->kv, key, klen, 1) : SZ_EINVAL;
+}
+
+int cat_refs_iter(struct catalog *cat, const uint8_t *after, size_t alen, uint8_t *ids,
+                  size_t max, size_t *n, uint8_t *next, size_t *nlen)
+{
+    struct kv_iter *it;
+    const uint8_t *k, *v;
+    size_t kl, vl, cnt = 0;
+    int rc;
+
+    *n = 0;
+    if ((rc = kv_iter_new(cat->kv, "r/", 2, &it)) != 0)
+        return rc;
+    if (alen == 34)
+        kv_iter_seek(it, after, alen);
+    while (cnt < max && (rc = kv_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+        if (kl != 34)
+            continue;
+        if (alen == 34 && memcmp(k, after, 34) <= 0)
+            continue;
+        memcpy(ids + 32 * cnt++, k + 2, 32);
+        memcpy(next, k, 34);
+        *nlen = 34;
+    }
+    kv_iter_free(it);
+    *n = cnt;
+    return rc < 0 ? rc : 0;
+}
+
 int cat_disk_get(struct catalog *cat, const char *name, Sz__DiskInfo **out)
 {
     return cat_get_msg(cat, 'd', name, &sz__disk_info__descriptor, (ProtobufCMessage **)out);

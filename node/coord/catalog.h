@@ -33,6 +33,8 @@ int cat_counter_set(struct catalog *cat, const char *name, uint64_t val);
  *  array of unpacked records; caller frees with cat_free_list. */
 int cat_node_put(struct catalog *cat, const Sz__NodeInfo *n);
 int cat_nodes(struct catalog *cat, Sz__NodeInfo ***out, size_t *n);
+/** cat_node_del(cat, id): Forget a node. */
+int cat_node_del(struct catalog *cat, const char *id);
 
 /** cat_disk_get(cat, name, out): Caller frees with cat_free. SZ_ENOENT. */
 int cat_disk_get(struct catalog *cat, const char *name, Sz__DiskInfo **out);
@@ -49,6 +51,13 @@ int cat_snaps(struct catalog *cat, const char *disk, Sz__SnapInfo ***out, size_t
 int cat_manifest(struct catalog *cat, const char *id, uint8_t **ids, size_t *n);
 /** cat_manifest_raw(cat, id, buf, len): The stored encoding.  Caller frees. */
 int cat_manifest_raw(struct catalog *cat, const char *id, uint8_t **buf, size_t *len);
+
+/** cat_refs_iter(cat, after, alen, ids, max, n, next, nlen): Up to max
+ *  referenced block ids (32 bytes each, into ids) whose keys sort after the
+ *  cursor (after/alen; alen 0 = from the start).  *next receives the cursor
+ *  for the following call (34 bytes); *n = 0 at the end. */
+int cat_refs_iter(struct catalog *cat, const uint8_t *after, size_t alen, uint8_t *ids,
+                  size_t max, size_t *n, uint8_t *next, size_t *nlen);
 
 /** cat_refs(cat, id): Reference count of a block id (0 if unknown), or SZ_EIO. */
 int64_t cat_refs(struct catalog *cat, const uint8_t id[32]);

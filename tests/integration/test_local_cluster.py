@@ -7,12 +7,11 @@ import os
 import signal
 import socket
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from szharness import (MiB, KiB, Cluster, make_image, pid_alive, poll, run,  # noqa: E402
-                       SCRIPT, BIN, SNAPCTL, main, parse_one_json, pick_port_base)
+from szharness import (MiB, Cluster, make_image, pid_alive, poll, run,  # noqa: E402
+                       BIN, SNAPCTL, main, parse_one_json, pick_port_base)
 
 ZONES, NPZ, R = 3, 2, 3
 

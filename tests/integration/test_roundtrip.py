@@ -2,10 +2,8 @@
 """Round trip: keygen, disk create, snapshot of a mixed ~48 MiB image, list,
 restore (default zone and --zone zone-b) byte-identical and sparse."""
 import os
-import re
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from szharness import (MiB, KiB, SNAPCTL, ClusterTestCase, make_image, allocated_bytes,  # noqa: E402

@@ -6,7 +6,7 @@ import stat
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from szharness import MiB, KiB, ClusterTestCase, make_image, main  # noqa: E402
+from szharness import MiB, ClusterTestCase, make_image, main  # noqa: E402
 
 
 class WrongKey(ClusterTestCase):
