@@ -21,7 +21,7 @@
 struct args {
     const char *pos[SNAPCTL_MAX_POS];
     int npos;
-    const char *coordinator, *keyfile, *size, *block_size, *zone, *file, *name;
+    const char *coordinator, *keyfile, *size, *block_size, *zone, *file, *name, *fail_zone;
     int json, timeout_ms, threads;
 };
 
@@ -36,6 +36,9 @@ static void usage(FILE *f)
           "  disk clone SNAPSHOT NEWDISK\n"
           "  snapshot create DISK --file PATH [--name N]\n"
           "  snapshot list [DISK]\n"
+          "  drill DISK --fail-zone ZONE [--file PATH]\n"
+          "  cluster scrub\n"
+          "  node drain ID | node remove ID\n"
           "Sizes take K, M, G, T suffixes (powers of 1024).\n"
           "Environment: SNAPZONE_COORDINATOR, SNAPZONE_KEYFILE, SNAPZONE_TIMEOUT_MS.\n",
           f);
@@ -107,6 +110,7 @@ static int parse_args(int argc, char **argv, struct args *a)
         {"--zone", offsetof(struct args, zone)},
         {"--file", offsetof(struct args, file)},
         {"--name", offsetof(struct args, name)},
+        {"--fail-zone", offsetof(struct args, fail_zone)},
     };
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
@@ -211,12 +215,26 @@ static json_t *disk_json(const struct sz_disk *d)
     return o;
 }
 
-static json_t *snap_json(const struct sz_snapshot *s)
+static json_t *zones_json(char (*zones)[SZ_NAME_MAX], size_t n)
 {
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s}", "id", s->id, "disk", s->disk,
-                     "name", s->name, "created", (json_int_t)s->created, "logical_bytes",
-                     (json_int_t)s->logical_bytes, "blocks", (json_int_t)s->blocks,
-                     "block_size", (int)s->block_size, "parent", s->parent);
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(zones[i]));
+    return a;
+}
+
+static json_t *snap_json(struct sz_snapshot *s)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s}", "id", s->id, "disk",
+                          s->disk, "name", s->name, "created", (json_int_t)s->created,
+                          "logical_bytes", (json_int_t)s->logical_bytes, "blocks",
+                          (json_int_t)s->blocks, "block_size", (int)s->block_size, "parent",
+                          s->parent);
+    if (o && s->readiness_known) {
+        json_object_set_new(o, "restorable_zones", zones_json(s->restorable_zones, s->nrestorable));
+        json_object_set_new(o, "fully_protected", json_boolean(s->fully_protected));
+    }
+    return o;
 }
 
 /* ---- commands --------------------------------------------------------- */
@@ -393,13 +411,85 @@ static int cmd_snapshot_list(const struct args *a, sz_client *c)
     arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, snap_json(&s[i]));
-        if (!a->json)
-            printf("%-22s %-20s %-16s %12llu bytes  created %llu\n", s[i].id, s[i].disk,
-                   s[i].name, (unsigned long long)s[i].logical_bytes,
-                   (unsigned long long)s[i].created);
+        if (!a->json) {
+            char zl[256] = "";
+            for (size_t z = 0; z < s[i].nrestorable; z++)
+                snprintf(zl + strlen(zl), sizeof(zl) - strlen(zl), "%s%s", z ? "," : "",
+                         s[i].restorable_zones[z]);
+            printf("%-22s %-16s %-14s %12llu bytes  created %llu  restorable from [%s]%s\n",
+                   s[i].id, s[i].disk, s[i].name, (unsigned long long)s[i].logical_bytes,
+                   (unsigned long long)s[i].created, zl,
+                   s[i].fully_protected ? "  fully protected" : "  NOT fully protected");
+        }
     }
     free(s);
     return emit(a, json_pack("{s:o}", "snapshots", arr), NULL);
+}
+
+static int cmd_drill(const struct args *a, sz_client *c)
+{
+    struct sz_drill_result d;
+    char human[1024], used[256] = "";
+    json_t *o;
+    int rc;
+
+    if (a->npos != 2 || a->fail_zone == NULL)
+        return fail(2, "usage: snapctl drill DISK --fail-zone ZONE [--file PATH]");
+    if ((rc = sz_drill(c, a->pos[1], a->fail_zone, a->file, &d)) != 0)
+        return lib_fail(c, rc, "drill");
+    for (size_t z = 0; z < d.nzones_used; z++)
+        snprintf(used + strlen(used), sizeof(used) - strlen(used), "%s%s", z ? "," : "",
+                 d.zones_used[z]);
+    snprintf(human, sizeof(human),
+             "drill of %s with %s lost: %s\n  RPO %.0f s (snapshot age), RTO %.2f s (restore), "
+             "%llu bytes, read from [%s]\n  redundancy: %s\n",
+             d.snapshot, d.fail_zone, d.verified ? "VERIFIED byte-identical" : "VERIFICATION FAILED",
+             d.rpo_seconds, d.rto_seconds, (unsigned long long)d.bytes, used,
+             d.fully_protected ? "fully protected" : "NOT fully protected");
+    o = json_pack("{s:s, s:s, s:b, s:f, s:f, s:I, s:o, s:b, s:o}", "snapshot", d.snapshot,
+                  "fail_zone", d.fail_zone, "verified", d.verified, "rpo_seconds", d.rpo_seconds,
+                  "rto_seconds", d.rto_seconds, "bytes", (json_int_t)d.bytes, "zones_used",
+                  zones_json(d.zones_used, d.nzones_used), "fully_protected", d.fully_protected,
+                  "restorable_zones", zones_json(d.restorable_zones, d.nrestorable));
+    rc = emit(a, o, human);
+    if (rc == 0 && !d.verified)
+        return fail(1, "drill: the restored image does not match snapshot %s's digest",
+                    d.snapshot);
+    return rc;
+}
+
+static int cmd_cluster_scrub(const struct args *a, sz_client *c)
+{
+    struct sz_scrub_result r;
+    char human[256];
+    int rc = sz_cluster_scrub(c, &r);
+
+    if (rc != 0)
+        return lib_fail(c, rc, "cluster scrub");
+    snprintf(human, sizeof(human), "scrubbed %zu nodes: %llu blocks checked, %llu corrupt, %llu "
+             "repaired, %llu missing%s\n", r.nodes, (unsigned long long)r.checked,
+             (unsigned long long)r.corrupt, (unsigned long long)r.repaired,
+             (unsigned long long)r.missing, r.failed_nodes ? " (some nodes did not answer)" : "");
+    return emit(a, json_pack("{s:I, s:I, s:I, s:I, s:i, s:i}", "checked", (json_int_t)r.checked,
+                             "corrupt", (json_int_t)r.corrupt, "repaired",
+                             (json_int_t)r.repaired, "missing", (json_int_t)r.missing, "nodes",
+                             (int)r.nodes, "failed_nodes", (int)r.failed_nodes), human);
+}
+
+static int cmd_node(const struct args *a, sz_client *c)
+{
+    int drain = strcmp(a->pos[1], "drain") == 0, rc;
+    char human[256];
+
+    if (a->npos != 3)
+        return fail(2, "usage: snapctl node drain|remove ID");
+    rc = drain ? sz_node_drain(c, a->pos[2]) : sz_node_remove(c, a->pos[2]);
+    if (rc != 0)
+        return lib_fail(c, rc, drain ? "node drain" : "node remove");
+    snprintf(human, sizeof(human), "node %s %s\n", a->pos[2],
+             drain ? "is draining: its data moves to other nodes" : "removed");
+    return emit(a, json_pack("{s:s, s:s}", "node", a->pos[2], "state",
+                             drain ? "draining" : "removed"), human);
 }
 
 int main(int argc, char **argv)
@@ -423,15 +513,23 @@ int main(int argc, char **argv)
         return emit(&a, json_pack("{s:s}", "version", "0.1.0"), "snapctl 0.1.0\n");
     }
     need_key = (strcmp(g, "snapshot") == 0 && strcmp(v, "create") == 0) ||
-               (strcmp(g, "disk") == 0 && strcmp(v, "restore") == 0);
-    if (!((strcmp(g, "cluster") == 0 && strcmp(v, "status") == 0) ||
+               (strcmp(g, "disk") == 0 && strcmp(v, "restore") == 0) || strcmp(g, "drill") == 0;
+    if (!((strcmp(g, "cluster") == 0 && (!strcmp(v, "status") || !strcmp(v, "scrub"))) ||
+          strcmp(g, "drill") == 0 ||
+          (strcmp(g, "node") == 0 && (!strcmp(v, "drain") || !strcmp(v, "remove"))) ||
           (strcmp(g, "disk") == 0 && (!strcmp(v, "create") || !strcmp(v, "list") ||
                                       !strcmp(v, "restore") || !strcmp(v, "clone"))) ||
           (strcmp(g, "snapshot") == 0 && (!strcmp(v, "create") || !strcmp(v, "list")))))
         return fail(2, "unknown command '%s%s%s' (see snapctl --help)", g, v[0] ? " " : "", v);
     if ((rc = open_client(&a, need_key, &c)) != 0)
         return rc;
-    if (strcmp(g, "cluster") == 0)
+    if (strcmp(g, "drill") == 0)
+        rc = cmd_drill(&a, c);
+    else if (strcmp(g, "node") == 0)
+        rc = cmd_node(&a, c);
+    else if (strcmp(g, "cluster") == 0 && strcmp(v, "scrub") == 0)
+        rc = cmd_cluster_scrub(&a, c);
+    else if (strcmp(g, "cluster") == 0)
         rc = cmd_cluster_status(&a, c);
     else if (strcmp(g, "disk") == 0 && strcmp(v, "create") == 0)
         rc = cmd_disk_create(&a, c);

@@ -76,12 +76,45 @@ struct sz_snapshot {
     uint64_t new_bytes;     /* plaintext bytes of those blocks */
     uint32_t block_size;
     int automatic;
+    /* Readiness, from snapshot listing (sz_snapshot_list) only: */
+    int readiness_known;
+    size_t nrestorable;                   /* zones holding a live copy of every block */
+    char restorable_zones[8][SZ_NAME_MAX];
+    int fully_protected;                  /* every block: R live copies, distinct zones */
 };
 
 struct sz_restore_result {
     uint64_t bytes;   /* logical bytes restored */
     double seconds;
     uint64_t blocks;  /* distinct blocks fetched and verified */
+    uint64_t failovers; /* block reads that had to move to another replica */
+    size_t nzones_used;
+    char zones_used[8][SZ_NAME_MAX]; /* zones blocks were read from */
+};
+
+struct sz_restore_options {
+    const char *zone;       /* prefer replicas here (NULL: the disk's zone) */
+    const char *fail_zone;  /* treat this zone as lost: never read from it */
+};
+
+struct sz_drill_result {
+    char snapshot[SZ_NAME_MAX];
+    char fail_zone[SZ_NAME_MAX];
+    int verified;           /* the restored image matches the digest recorded at commit */
+    double rpo_seconds;     /* age of the snapshot */
+    double rto_seconds;     /* seconds the restore took */
+    uint64_t bytes;
+    size_t nzones_used;
+    char zones_used[8][SZ_NAME_MAX];
+    int fully_protected;    /* redundancy of the snapshot right now */
+    size_t nrestorable;
+    char restorable_zones[8][SZ_NAME_MAX];
+};
+
+struct sz_scrub_result {
+    uint64_t checked, corrupt, repaired, missing;
+    size_t nodes;           /* nodes that answered */
+    size_t failed_nodes;    /* up nodes that did not */
 };
 
 /** sz_strerror(code): Static text for an SZ_E* code. */
@@ -138,6 +171,29 @@ int sz_snapshot_list(sz_client *c, const char *disk, struct sz_snapshot **out, s
  *  path only when all of it verified. */
 int sz_restore(sz_client *c, const char *what, const char *path, const char *zone,
                struct sz_restore_result *out);
+
+/** sz_restore_ex(c, what, path, opt, out): sz_restore with options. */
+int sz_restore_ex(sz_client *c, const char *what, const char *path,
+                  const struct sz_restore_options *opt, struct sz_restore_result *out);
+
+/** sz_drill(c, disk, fail_zone, path, out): Disaster-recovery drill: restore
+ *  the disk's newest committed snapshot without reading anything from
+ *  fail_zone, re-read the result and check it against the digest recorded
+ *  when the snapshot was committed.  path NULL: a temporary file, removed
+ *  afterwards.  Returns 0 when the drill ran (check out->verified), or an
+ *  error if it could not restore at all. */
+int sz_drill(sz_client *c, const char *disk, const char *fail_zone, const char *path,
+             struct sz_drill_result *out);
+
+/** sz_cluster_scrub(c, out): Every up node re-verifies every stored block now,
+ *  replacing bad copies from healthy replicas. */
+int sz_cluster_scrub(sz_client *c, struct sz_scrub_result *out);
+
+/** sz_node_drain(c, node) / sz_node_remove(c, node): Stop placing data on a
+ *  node and move its data off; forget a drained (0 blocks) or dead node once
+ *  nothing is under-replicated. */
+int sz_node_drain(sz_client *c, const char *node);
+int sz_node_remove(sz_client *c, const char *node);
 
 #ifdef __cplusplus
 }

@@ -236,9 +236,17 @@ static int bk_put_collect(struct bk_worker *w, struct bk_req *r, uint64_t deadli
         return bk_fail(bk, rc ? rc : SZ_EPROTO, "storage node %s failed a write", ep);
     }
     for (size_t k = 0; k < r->n; k++) {
-        if (rep->reply->put->replicas[k] < bk->map->replicas) {
+        /* The degraded-write rule (see docs/DESIGN.md): W = min(R, 2) durable
+         * copies now; the coordinator checks they span W zones, and repair
+         * brings the block back to R. */
+        uint32_t need = bk->map->replicas < 2 ? bk->map->replicas : 2;
+        if (rep->reply->put->replicas[k] < need) {
+            char why[320];
+            snprintf(why, sizeof(why), "a block is durable on only %u node(s), %u are needed: "
+                     "too many storage nodes are down or unreachable (write via %s)",
+                     rep->reply->put->replicas[k], need, ep);
             codec_free(rep);
-            return bk_fail(bk, SZ_EREPLICAS, "a block reached fewer than R replicas via %s", ep);
+            return bk_fail(bk, SZ_EREPLICAS, "%s", why);
         }
         bytes += lens[r->slot[k]];
     }

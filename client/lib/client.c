@@ -16,7 +16,8 @@
 #include "seal.h"
 #include "transport.h"
 
-#define CL_DEFAULT_TIMEOUT_MS 30000
+#define CL_DEFAULT_TIMEOUT_MS 10000
+#define CL_COORD_ATTEMPTS 3 /* the whole timeout is split across them */
 #define CL_DEFAULT_THREADS 4
 
 /* ---- errors ----------------------------------------------------------- */
@@ -132,11 +133,50 @@ int cl_need_keys(sz_client *c)
     return 0;
 }
 
+/* Calls that are safe to repeat: a retry after a coordinator restart or a
+ * lost reply does no harm (a repeated commit returns the committed record). */
+static int cl_idempotent(int type)
+{
+    return type != SZ__MSG_TYPE__DISK_CREATE && type != SZ__MSG_TYPE__DISK_CLONE;
+}
+
+static struct tp_msg *cl_copy_frames(const struct tp_msg *frames)
+{
+    struct tp_msg *m;
+
+    if (frames == NULL || tp_msg_new(&m) != 0)
+        return NULL;
+    for (size_t i = 0; i < tp_msg_count(frames); i++)
+        tp_msg_share(m, frames, i);
+    return m;
+}
+
 int cl_coord_call(sz_client *c, int type, sz_env *env, struct tp_msg *frames, sz_env **reply,
                   struct tp_msg **rframes)
 {
-    int rc = rpc_call(c->coord, type, env, frames, c->timeout_ms, reply, rframes);
+    int attempts = cl_idempotent(type) ? CL_COORD_ATTEMPTS : 1, rc = SZ_ETIMEDOUT;
+    int per_try = (c->timeout_ms + attempts - 1) / attempts;
 
+    *reply = NULL;
+    if (per_try < 3000) /* enough for a commit check that waits on a dead node */
+        per_try = 3000;
+    for (int a = 0; a < attempts; a++) {
+        struct tp_msg *f = a + 1 < attempts ? cl_copy_frames(frames) : frames;
+        if (a + 1 == attempts)
+            frames = NULL;
+        if (c->coord == NULL &&
+            tp_connect(c->ctx, TP_DEALER, c->coordinator, SZ_MAX_MANIFEST_FRAME, &c->coord) != 0) {
+            tp_msg_free(f);
+            break;
+        }
+        rc = rpc_call(c->coord, type, env, f, per_try, reply, rframes);
+        if (rc != SZ_ETIMEDOUT && rc != SZ_EIO)
+            break;
+        /* Forget requests queued to a dead coordinator, then try again. */
+        tp_close(c->coord);
+        c->coord = NULL;
+    }
+    tp_msg_free(frames);
     if (rc == 0)
         return 0;
     if (*reply != NULL && rpc_error_text(*reply)[0])
@@ -149,12 +189,6 @@ int cl_coord_call(sz_client *c, int type, sz_env *env, struct tp_msg *frames, sz
     if (rc != SZ_EREPLICAS) { /* only a commit's "missing" list is read after failure */
         codec_free(*reply);
         *reply = NULL;
-    }
-    if (rc == SZ_ETIMEDOUT) {
-        /* Forget queued requests to a dead coordinator. */
-        tp_close(c->coord);
-        c->coord = NULL;
-        tp_connect(c->ctx, TP_DEALER, c->coordinator, SZ_MAX_MANIFEST_FRAME, &c->coord);
     }
     return rc;
 }
@@ -193,6 +227,10 @@ void cl_copy_snap(struct sz_snapshot *d, const Sz__SnapInfo *s)
     d->new_bytes = s->new_bytes;
     d->block_size = s->block_size;
     d->automatic = s->automatic;
+    d->readiness_known = s->readiness_known;
+    d->fully_protected = s->fully_protected;
+    for (size_t i = 0; i < s->n_restorable_zones && d->nrestorable < 8; i++)
+        cl_copy_str(d->restorable_zones[d->nrestorable++], SZ_NAME_MAX, s->restorable_zones[i]);
 }
 
 void cl_copy_disk(struct sz_disk *d, const Sz__DiskInfo *s)

@@ -69,6 +69,12 @@ void cl_pool_drop(struct cl_pool *p, const char *endpoint);
 int cl_get_snapshot(sz_client *c, const char *what, Sz__SnapInfo **snap, uint8_t **ids,
                     size_t *n);
 
+/** cl_restore_snap(c, s, ids, n, path, opt, out): Restore an already
+ *  fetched snapshot (restore.c; used by restore and drill). */
+int cl_restore_snap(sz_client *c, const Sz__SnapInfo *s, const uint8_t *ids, size_t n,
+                    const char *path, const struct sz_restore_options *opt,
+                    struct sz_restore_result *out);
+
 /** cl_fpr_hex(fpr, out): 16 bytes -> 32 hex chars + NUL. */
 void cl_fpr_hex(const uint8_t *fpr, size_t len, char out[33]);
 

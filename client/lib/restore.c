@@ -2,11 +2,17 @@
  * restore: sz_restore, the read data path.
  *
  * The manifest's distinct non-zero ids are sorted, each with the list of
- * block indices that hold it.  N workers take batches of ids, ask each id's
- * nearest replica (same zone first, then placement order), and for every
- * block: authenticate and decrypt it, recompute its keyed id, and write it at
- * every index that holds it.  A block that fails anywhere is asked of the
- * next replica; only when every replica failed does the restore fail.
+ * block indices that hold it, and fetched in disk order.  N workers take
+ * batches of ids and ask each id's best candidate; for every block they
+ * authenticate and decrypt it, recompute its keyed id, and write it at every
+ * index that holds it.  Candidates, best first (rs_order): the block's
+ * placement over all known nodes (where it was written) and its placement
+ * over live nodes (where repair puts it), UP before SUSPECT, same zone
+ * first; then any other live node.  DOWN nodes and a drill's failed zone are
+ * never asked.  A block that fails anywhere (timeout, error, failed AEAD or
+ * id check) is asked of the next candidate; only when all failed does the
+ * restore fail.  Every request has a timeout, so a dead or cut-off node
+ * costs one timeout per batch, never a hang.
  * Zero blocks are never written, so the output is sparse.  The output is
  * built in PATH.part and renamed to PATH only when all of it verified, so a
  * failed restore (a wrong key, say) never leaves wrong data at PATH.
@@ -30,6 +36,7 @@
 #include "transport.h"
 
 #define RS_BATCH_BYTES (4u << 20)
+#define RS_MAX_TRIES 16
 
 struct rs_ent {
     const uint8_t *id;
@@ -42,7 +49,13 @@ struct rs {
     uint64_t size;
     uint32_t bs;
     const char *zone;
+    const char *fail_zone;
     struct cmap *map;
+    struct cmap *homemap; /* same nodes, all eligible: original placement */
+    const char *zones[64]; /* sorted zone names, for zones_used */
+    size_t nzones;
+    atomic_uint_fast64_t zones_used;
+    atomic_uint_fast64_t failovers;
     struct rs_ent *ents; /* sorted by id; equal ids adjacent */
     size_t nents;
     size_t *groups; /* start of each distinct id's run in ents, in disk order */
@@ -82,18 +95,61 @@ static size_t rs_block_len(const struct rs *rs, size_t idx)
     return (size_t)(rs->size - off < rs->bs ? rs->size - off : rs->bs);
 }
 
-/* Replicas of id, nearest first: those in rs->zone, then placement order. */
+static int rs_live(const struct cmap_node *n)
+{
+    return n->state == CMAP_UP || n->state == CMAP_SUSPECT || n->state == CMAP_DRAINING;
+}
+
+/* Rank of a candidate: lower is asked first. */
+static int rs_rank(const struct rs *rs, size_t node)
+{
+    const struct cmap_node *n = &rs->map->nodes[node];
+    int r = n->state == CMAP_SUSPECT ? 2 : 0;
+
+    return r + (strcmp(n->zone, rs->zone) != 0);
+}
+
+static int rs_allowed(const struct rs *rs, size_t node)
+{
+    const struct cmap_node *n = &rs->map->nodes[node];
+    return rs_live(n) && (rs->fail_zone == NULL || strcmp(n->zone, rs->fail_zone) != 0);
+}
+
+static void rs_add(size_t *out, size_t *n, size_t max, size_t node)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (out[i] == node)
+            return;
+    if (*n < max)
+        out[(*n)++] = node;
+}
+
+/* Candidates for id, best first (see the file comment). */
 static size_t rs_order(const struct rs *rs, const uint8_t *id, size_t *out)
 {
-    size_t place[CMAP_MAX_REPLICAS], k = cmap_place(rs->map, id, place, CMAP_MAX_REPLICAS), n = 0;
+    size_t home[CMAP_MAX_REPLICAS], cur[CMAP_MAX_REPLICAS], cand[2 * CMAP_MAX_REPLICAS];
+    size_t kh = cmap_place(rs->homemap, id, home, CMAP_MAX_REPLICAS);
+    size_t kc = cmap_place(rs->map, id, cur, CMAP_MAX_REPLICAS), k = 0, n = 0;
 
-    for (size_t j = 0; j < k; j++)
-        if (strcmp(rs->map->nodes[place[j]].zone, rs->zone) == 0)
-            out[n++] = place[j];
-    for (size_t j = 0; j < k; j++)
-        if (strcmp(rs->map->nodes[place[j]].zone, rs->zone) != 0)
-            out[n++] = place[j];
+    for (size_t j = 0; j < kh; j++)
+        rs_add(cand, &k, 2 * CMAP_MAX_REPLICAS, home[j]);
+    for (size_t j = 0; j < kc; j++)
+        rs_add(cand, &k, 2 * CMAP_MAX_REPLICAS, cur[j]);
+    for (int rank = 0; rank < 4; rank++)
+        for (size_t j = 0; j < k; j++)
+            if (rs_allowed(rs, cand[j]) && rs_rank(rs, cand[j]) == rank)
+                rs_add(out, &n, RS_MAX_TRIES, cand[j]);
+    for (size_t j = 0; j < rs->map->nnodes; j++) /* last resort: anyone alive */
+        if (rs_allowed(rs, j))
+            rs_add(out, &n, RS_MAX_TRIES, j);
     return n;
+}
+
+static void rs_used(struct rs *rs, size_t node)
+{
+    for (size_t z = 0; z < rs->nzones; z++)
+        if (strcmp(rs->zones[z], rs->map->nodes[node].zone) == 0)
+            atomic_fetch_or(&rs->zones_used, 1ull << z);
 }
 
 static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
@@ -135,7 +191,7 @@ static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try
     uint64_t deadline;
 
     for (size_t i = 0; i < *npend; i++) {
-        size_t order[CMAP_MAX_REPLICAS], k = rs_order(rs, rs->ents[rs->groups[pend[i]]].id, order);
+        size_t order[RS_MAX_TRIES], k = rs_order(rs, rs->ents[rs->groups[pend[i]]].id, order);
         long node = try < k ? (long)order[try] : -1;
         size_t q;
         if (node < 0) {
@@ -190,6 +246,9 @@ static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try
                 r = rs_write(rs, g, w->plain, len);
             if (r == 0) {
                 atomic_fetch_add(&rs->fetched, 1);
+                if (try > 0)
+                    atomic_fetch_add(&rs->failovers, 1);
+                rs_used(rs, (size_t)reqs[q].node);
             } else {
                 *lastrc = r;
                 pend[keep++] = g;
@@ -210,7 +269,7 @@ static int rs_batch(struct rs_worker *w, size_t first, size_t n)
 
     for (size_t i = 0; i < n; i++)
         pend[i] = first + i;
-    for (size_t try = 0; npend > 0 && try < CMAP_MAX_REPLICAS; try++)
+    for (size_t try = 0; npend > 0 && try < RS_MAX_TRIES; try++)
         rs_round(w, pend, &npend, try, &lastrc);
     if (npend == 0)
         return 0;
@@ -324,42 +383,77 @@ static char *rs_zone_of(sz_client *c, const char *disk)
     return zone;
 }
 
-int sz_restore(sz_client *c, const char *what, const char *path, const char *zone,
-               struct sz_restore_result *out)
+static int rs_zone_known(const struct cmap *m, const char *zone)
+{
+    for (size_t i = 0; i < m->nnodes; i++)
+        if (strcmp(m->nodes[i].zone, zone) == 0)
+            return 1;
+    return 0;
+}
+
+static int rs_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* homemap: every node eligible; zones: the sorted zone names. */
+static int rs_maps(sz_client *c, struct rs *rs)
+{
+    int rc = cl_get_map(c, &rs->map);
+
+    if (rc != 0)
+        return rc;
+    if ((rc = cmap_new(rs->map->epoch, rs->map->replicas, &rs->homemap)) != 0)
+        return rc;
+    for (size_t i = 0; i < rs->map->nnodes; i++) {
+        const struct cmap_node *n = &rs->map->nodes[i];
+        size_t z;
+        if ((rc = cmap_add_node(rs->homemap, n->id, n->zone, n->endpoint, CMAP_UP)) != 0)
+            return rc;
+        for (z = 0; z < rs->nzones && strcmp(rs->zones[z], n->zone) != 0; z++)
+            ;
+        if (z == rs->nzones && rs->nzones < 64)
+            rs->zones[rs->nzones++] = n->zone;
+    }
+    qsort(rs->zones, rs->nzones, sizeof(rs->zones[0]), rs_cmp_str);
+    return 0;
+}
+
+int cl_restore_snap(sz_client *c, const Sz__SnapInfo *s, const uint8_t *ids, size_t n,
+                    const char *path, const struct sz_restore_options *opt,
+                    struct sz_restore_result *out)
 {
     struct rs rs = {.c = c, .fd = -1};
-    Sz__SnapInfo *s = NULL;
-    uint8_t *ids = NULL;
     char part[4096], *dzone = NULL;
     struct timespec t0, t1;
-    size_t n = 0;
+    uint64_t used;
     int rc;
 
-    cl_reset(c);
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if ((rc = cl_need_keys(c)) != 0)
-        return rc;
+    memset(out, 0, sizeof(*out));
     if (snprintf(part, sizeof(part), "%s.part", path) >= (int)sizeof(part))
         return cl_seterr(c, SZ_EINVAL, "output path too long");
-    if ((rc = cl_get_snapshot(c, what, &s, &ids, &n)) != 0)
-        return rc;
-    if ((rc = rs_check_key(c, s)) != 0 || (rc = cl_get_map(c, &rs.map)) != 0)
+    if ((rc = rs_check_key(c, s)) != 0 || (rc = rs_maps(c, &rs)) != 0)
         goto out;
-    if (zone != NULL && zone[0] != '\0') {
-        if (cmap_nzones(rs.map) > 0) {
-            int known = 0;
-            for (size_t i = 0; i < rs.map->nnodes; i++)
-                known |= strcmp(rs.map->nodes[i].zone, zone) == 0;
-            if (!known) {
-                rc = cl_seterr(c, SZ_ENOENT, "unknown zone '%s'", zone);
-                goto out;
-            }
+    if (opt && opt->zone && opt->zone[0] && !rs_zone_known(rs.map, opt->zone)) {
+        rc = cl_seterr(c, SZ_ENOENT, "unknown zone '%s'", opt->zone);
+        goto out;
+    }
+    if (opt && opt->fail_zone && opt->fail_zone[0]) {
+        if (!rs_zone_known(rs.map, opt->fail_zone)) {
+            rc = cl_seterr(c, SZ_ENOENT, "unknown zone '%s'", opt->fail_zone);
+            goto out;
         }
-        rs.zone = zone;
+        rs.fail_zone = opt->fail_zone;
+    }
+    if (opt && opt->zone && opt->zone[0]) {
+        rs.zone = opt->zone;
     } else {
         dzone = rs_zone_of(c, s->disk);
         rs.zone = dzone ? dzone : "";
     }
+    if (rs.fail_zone && strcmp(rs.zone, rs.fail_zone) == 0)
+        rs.zone = ""; /* the preferred zone is the lost one: no preference */
     rs.size = s->logical_bytes;
     rs.bs = s->block_size;
     if (rs.bs == 0 || n != (size_t)((rs.size + rs.bs - 1) / rs.bs)) {
@@ -390,7 +484,12 @@ int sz_restore(sz_client *c, const char *what, const char *path, const char *zon
     clock_gettime(CLOCK_MONOTONIC, &t1);
     out->bytes = rs.size;
     out->blocks = atomic_load(&rs.fetched);
+    out->failovers = atomic_load(&rs.failovers);
     out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    used = atomic_load(&rs.zones_used);
+    for (size_t z = 0; z < rs.nzones && out->nzones_used < 8; z++)
+        if (used & (1ull << z))
+            snprintf(out->zones_used[out->nzones_used++], SZ_NAME_MAX, "%s", rs.zones[z]);
 out:
     if (rs.fd >= 0) {
         close(rs.fd);
@@ -400,9 +499,33 @@ out:
     free(dzone);
     free(rs.ents);
     free(rs.groups);
-    free(ids);
+    cmap_free(rs.homemap);
     cmap_free(rs.map);
-    if (s)
-        codec_unpack_free(&s->base);
     return rc;
+}
+
+int sz_restore_ex(sz_client *c, const char *what, const char *path,
+                  const struct sz_restore_options *opt, struct sz_restore_result *out)
+{
+    Sz__SnapInfo *s = NULL;
+    uint8_t *ids = NULL;
+    size_t n = 0;
+    int rc;
+
+    cl_reset(c);
+    if ((rc = cl_need_keys(c)) != 0)
+        return rc;
+    if ((rc = cl_get_snapshot(c, what, &s, &ids, &n)) != 0)
+        return rc;
+    rc = cl_restore_snap(c, s, ids, n, path, opt, out);
+    free(ids);
+    codec_unpack_free(&s->base);
+    return rc;
+}
+
+int sz_restore(sz_client *c, const char *what, const char *path, const char *zone,
+               struct sz_restore_result *out)
+{
+    struct sz_restore_options o = {.zone = zone};
+    return sz_restore_ex(c, what, path, &o, out);
 }
