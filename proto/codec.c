@@ -57,7 +57,7 @@ static int codec_ids_ok(size_t n, const ProtobufCBinaryData *ids, size_t max)
 
 static int codec_map_ok(const Sz__ClusterMap *m)
 {
-    if (m->n_nodes > CMAP_MAX_NODES || m->n_zones > CMAP_MAX_NODES ||
+    if (m->n_nodes > CMAP_MAX_NODES || m->n_zones > CMAP_MAX_NODES || m->replicas < 1 ||
         m->replicas > CMAP_MAX_REPLICAS)
         return 0;
     for (size_t i = 0; i < m->n_nodes; i++) {
@@ -205,8 +205,10 @@ int codec_decode(const void *buf, size_t len, sz_env **out, char *why, size_t wh
         rc = codec_fail(why, whylen, SZ_EPROTO, "unknown message type %d", (int)e->type);
         goto err;
     }
-    if (want != SZ__ENVELOPE__BODY__NOT_SET && (int)e->body_case != want) {
-        rc = codec_fail(why, whylen, SZ_EPROTO, "%s without its body", codec_type_name(e->type));
+    if ((int)e->body_case != want) {
+        rc = codec_fail(why, whylen, SZ_EPROTO, "%s %s", codec_type_name(e->type),
+                        want == SZ__ENVELOPE__BODY__NOT_SET ? "takes no body"
+                                                            : "without its body");
         goto err;
     }
     if ((rc = codec_body_ok(e, why, whylen)) != 0)
@@ -276,7 +278,7 @@ int codec_map_from_pb(const Sz__ClusterMap *pb, struct cmap **out)
     if (!codec_map_ok(pb))
         return SZ_EPROTO;
     if ((rc = cmap_new(pb->epoch, pb->replicas, &m)) != 0)
-        return rc;
+        return rc == SZ_ENOMEM ? rc : SZ_EPROTO;
     for (size_t i = 0; i < pb->n_nodes; i++) {
         const Sz__NodeInfo *n = pb->nodes[i];
         rc = cmap_add_node(m, n->id, n->zone, n->endpoint, (int)n->state);

@@ -53,8 +53,11 @@ int fsu_mkdirs(const char *path, mode_t mode)
             return SZ_EIO;
         *p = '/';
     }
-    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-        return SZ_EIO;
+    if (mkdir(tmp, mode) != 0) {
+        struct stat st;
+        if (errno != EEXIST || stat(tmp, &st) != 0 || !S_ISDIR(st.st_mode))
+            return SZ_EIO; /* exists, but is not a directory */
+    }
     return 0;
 }
 

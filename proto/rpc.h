@@ -3,8 +3,10 @@
  * coordinator.
  *
  * Client side (DEALER): rpc_call sends [Envelope][data frames...] with a fresh
- * req_id and waits, up to a timeout, for the Reply with the same req_id;
- * replies to earlier, timed-out requests are discarded.
+ * req_id and waits, up to a timeout, for the Reply with the same req_id.
+ * Contract: at most one request in flight per socket (callers get
+ * parallelism from one socket per peer); any reply with another req_id, such
+ * as a late answer to a timed-out request, is stale and dropped.
  * Server side (ROUTER): rpc_serve_recv yields [routing id][Envelope][data...];
  * a frame 0 that fails to decode is answered with a Reply carrying SZ_EPROTO
  * (or SZ_EVERSION, SZ_ETOOBIG) and a one-line reason, and is never passed on.

@@ -345,6 +345,8 @@ int cat_commit(struct catalog *cat, const Sz__SnapInfo *snap, const uint8_t *ids
     char key[80];
     int rc;
 
+    if (cat_key(key, sizeof(key), 's', snap->id) == 0)
+        return SZ_EINVAL; /* the id does not fit a key */
     if ((rc = mf_encode(ids, n, NULL, 0, &mf, &mflen)) != 0)
         return rc;
     if ((rc = codec_pack(&snap->base, &sbuf, &slen)) != 0)

@@ -1,6 +1,7 @@
 /*
  * test_clustermap: unit tests of the cluster map and of placement (zone
- * spread, eligibility, determinism, balance, movement, pinned vectors).
+ * spread, eligibility, determinism, balance, ties, movement on adding and
+ * removing a node, pinned vectors).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -326,6 +327,7 @@ static void test_fewer_zones(void **state)
     const size_t two_by_three[] = {3, 3};
     const size_t lopsided[] = {1, 5};
     const size_t one[] = {2};
+    const size_t five[] = {5};
     uint64_t seed = 5;
     size_t out[CMAP_MAX_REPLICAS];
     uint8_t id[32];
@@ -349,6 +351,14 @@ static void test_fewer_zones(void **state)
     /* fewer nodes than replicas: all of them */
     m = make_map(3, 1, one);
     check_spread(m, 2, 1);
+    cmap_free(m);
+
+    /* more than one slot to fill: R = 5 on 2 zones, R = 3 on 1 zone */
+    m = make_map(5, 2, two_by_three);
+    check_spread(m, 5, 2);
+    cmap_free(m);
+    m = make_map(3, 1, five);
+    check_spread(m, 3, 1);
     cmap_free(m);
 }
 
@@ -433,20 +443,37 @@ static void test_order_independent(void **state)
 }
 
 /* Pinned vectors, computed by an independent reference implementation of
- * the algorithm (double-precision log): a change here breaks compatibility
- * between clients, nodes and the coordinator. */
+ * the algorithm (Python: sort every eligible node by score, then the greedy
+ * zone walk and the fill): a change here breaks compatibility between
+ * clients, nodes and the coordinator. */
 static void test_golden(void **state)
 {
     static const char *want[8][3] = {
-        {"node-06", "node-00", "node-03"}, {"node-08", "node-01", "node-06"},
-        {"node-09", "node-04", "node-03"}, {"node-00", "node-02", "node-09"},
-        {"node-08", "node-09", "node-02"}, {"node-09", "node-04", "node-06"},
-        {"node-08", "node-09", "node-02"}, {"node-07", "node-09", "node-08"}};
+        {"node-06", "node-00", "node-01"}, {"node-06", "node-08", "node-01"},
+        {"node-09", "node-04", "node-02"}, {"node-00", "node-09", "node-03"},
+        {"node-08", "node-09", "node-02"}, {"node-04", "node-06", "node-03"},
+        {"node-07", "node-08", "node-09"}, {"node-09", "node-02", "node-07"}};
+    /* 3 nodes left on 2 zones: all of them, in score order of the walk */
     static const char *degraded[8][3] = {
         {"node-08", "node-05", "node-04"}, {"node-08", "node-05", "node-04"},
-        {"node-05", "node-04", "node-08"}, {"node-04", "node-05", "node-08"},
-        {"node-08", "node-05", "node-04"}, {"node-05", "node-04", "node-08"},
+        {"node-04", "node-05", "node-08"}, {"node-04", "node-05", "node-08"},
+        {"node-08", "node-05", "node-04"}, {"node-04", "node-05", "node-08"},
         {"node-08", "node-05", "node-04"}, {"node-08", "node-05", "node-04"}};
+    /* R = 5 on 2 zones of 3 nodes: both zones' best, then 3 by score */
+    static const char *fill[8][5] = {
+        {"node-00", "node-01", "node-08", "node-04", "node-05"},
+        {"node-08", "node-01", "node-00", "node-04", "node-09"},
+        {"node-09", "node-04", "node-08", "node-05", "node-01"},
+        {"node-00", "node-09", "node-04", "node-08", "node-01"},
+        {"node-08", "node-09", "node-05", "node-01", "node-04"},
+        {"node-04", "node-09", "node-00", "node-01", "node-05"},
+        {"node-08", "node-09", "node-04", "node-00", "node-05"},
+        {"node-09", "node-08", "node-01", "node-05", "node-04"}};
+    /* R = 2 on one zone of 3 nodes: its best two */
+    static const char *one_zone[8][2] = {
+        {"node-00", "node-08"}, {"node-08", "node-00"}, {"node-04", "node-08"},
+        {"node-00", "node-04"}, {"node-08", "node-04"}, {"node-04", "node-00"},
+        {"node-08", "node-04"}, {"node-08", "node-04"}};
     static const int down[] = {0, 1, 2, 3, 6, 7, 9};
     struct cmap *m = NULL;
     char name[CMAP_NAME_MAX], zone[CMAP_NAME_MAX];
@@ -475,6 +502,55 @@ static void test_golden(void **state)
         for (int r = 0; r < 3; r++)
             assert_string_equal(m->nodes[out[r]].id, degraded[k][r]);
     }
+    for (int i = 0; i < 10; i++) /* zones a and b up, c and d down */
+        m->nodes[i].state = i % 4 < 2 ? CMAP_UP : CMAP_DOWN;
+    m->replicas = 5;
+    for (int k = 0; k < 8; k++) {
+        assert_int_equal(cmap_place(m, id[k], out, 8), 5);
+        for (int r = 0; r < 5; r++)
+            assert_string_equal(m->nodes[out[r]].id, fill[k][r]);
+    }
+    for (int i = 0; i < 10; i++) /* zone a only */
+        m->nodes[i].state = i % 4 == 0 ? CMAP_UP : CMAP_DRAINING;
+    m->replicas = 2;
+    for (int k = 0; k < 8; k++) {
+        assert_int_equal(cmap_place(m, id[k], out, 8), 2);
+        for (int r = 0; r < 2; r++)
+            assert_string_equal(m->nodes[out[r]].id, one_zone[k][r]);
+    }
+    cmap_free(m);
+}
+
+/* Equal scores go to the smaller id.  Real ids practically never tie (64-bit
+ * scores), so forge it: cmap_dup copies the nodes, private hashes included,
+ * and indexes the copy from them. */
+static void test_ties(void **state)
+{
+    static const char *ids[] = {"carol", "alice", "dave", "bob"};
+    static const char *zones[] = {"z1", "z2", "z1", "z3"};
+    struct cmap *m = NULL, *d = NULL;
+    size_t out[CMAP_MAX_REPLICAS];
+    uint8_t id[32] = {42};
+
+    (void)state;
+    assert_int_equal(cmap_new(1, 3, &m), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(cmap_add_node(m, ids[i], zones[i], "e", CMAP_UP), 0);
+    for (int i = 1; i < 4; i++)
+        m->nodes[i].id_hash = m->nodes[0].id_hash;
+    assert_int_equal(cmap_dup(m, &d), 0);
+    /* all tie: alice (z2), bob (z3), carol (z1; dave is z1 too) */
+    assert_int_equal(cmap_place(d, id, out, 8), 3);
+    assert_string_equal(d->nodes[out[0]].id, "alice");
+    assert_string_equal(d->nodes[out[1]].id, "bob");
+    assert_string_equal(d->nodes[out[2]].id, "carol");
+    /* one zone left: fill in name order */
+    d->nodes[1].state = CMAP_DOWN;
+    d->nodes[3].state = CMAP_DOWN;
+    assert_int_equal(cmap_place(d, id, out, 8), 2);
+    assert_string_equal(d->nodes[out[0]].id, "carol");
+    assert_string_equal(d->nodes[out[1]].id, "dave");
+    cmap_free(d);
     cmap_free(m);
 }
 
@@ -510,7 +586,8 @@ static void test_balance(void **state)
     check_within(prim, 6, NBLOCKS / 6.0, 0.05);
     cmap_free(m);
 
-    /* zones weighted by their node count: 1, 2 and 3 nodes, R = 1 */
+    /* zones of 1, 2 and 3 nodes, R = 1: unweighted flat scores, so every
+     * node is primary for 1/6 of the blocks whatever its zone's size */
     memset(prim, 0, sizeof(prim));
     m = make_map(1, 3, uneven);
     for (int b = 0; b < NBLOCKS; b++) {
@@ -522,17 +599,57 @@ static void test_balance(void **state)
     cmap_free(m);
 }
 
+/* One zone, R = 3 of 5 nodes: the top 3 nodes by score, that is the first
+ * 3 of the full ranking (R = 5), and every node holds 3/5 of the blocks. */
+static void test_one_zone(void **state)
+{
+    const size_t five[] = {5};
+    struct cmap *m3 = make_map(3, 1, five), *m5 = make_map(5, 1, five);
+    uint64_t reps[5] = {0}, prim[5] = {0}, seed = 31;
+    size_t o3[CMAP_MAX_REPLICAS], o5[CMAP_MAX_REPLICAS];
+    uint8_t id[32];
+
+    (void)state;
+    for (int b = 0; b < NBLOCKS; b++) {
+        random_id(&seed, id);
+        assert_int_equal(cmap_place(m3, id, o3, 8), 3);
+        assert_int_equal(cmap_place(m5, id, o5, 8), 5);
+        assert_int_equal(count_distinct(o5, 5), 5);
+        assert_memory_equal(o3, o5, 3 * sizeof(*o3));
+        prim[o3[0]]++;
+        for (int k = 0; k < 3; k++)
+            reps[o3[k]]++;
+    }
+    check_within(reps, 5, NBLOCKS * 3 / 5.0, 0.03);
+    check_within(prim, 5, NBLOCKS / 5.0, 0.05);
+    cmap_free(m3);
+    cmap_free(m5);
+}
+
+/* Movement from placement on map a to placement on map b (one node more or
+ * one node less), compared by node id over NBLOCKS ids. */
 struct movement {
-    double primaries, sets;
-    int foreign; /* changed sets without the new node */
+    double sets;      /* share of blocks whose replica set changed */
+    double slots;     /* share of replica slots on a node not in the old set */
+    double primaries; /* share of blocks whose first replica changed */
+    size_t max_fresh; /* most slots changed in one set */
+    int foreign;      /* changed sets that the added / removed node is not in */
 };
 
-/* Place NBLOCKS ids on a and on b (a plus one node, index a->nnodes). */
-static struct movement measure_add(const struct cmap *a, const struct cmap *b)
+static int has_id(const struct cmap *m, const size_t *set, size_t n, const char *id)
 {
-    struct movement mv = {0, 0, 0};
-    size_t oa[CMAP_MAX_REPLICAS], ob[CMAP_MAX_REPLICAS], added = a->nnodes;
-    uint64_t seed = 2024, prim = 0, sets = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m->nodes[set[i]].id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* changed = the id of the node added to (or removed from) a to get b. */
+static struct movement measure(const struct cmap *a, const struct cmap *b, const char *changed)
+{
+    struct movement mv = {0, 0, 0, 0, 0};
+    size_t oa[CMAP_MAX_REPLICAS], ob[CMAP_MAX_REPLICAS];
+    uint64_t seed = 2024, prim = 0, sets = 0, slots = 0;
     uint8_t id[32];
 
     for (int blk = 0; blk < NBLOCKS; blk++) {
@@ -541,48 +658,144 @@ static struct movement measure_add(const struct cmap *a, const struct cmap *b)
         random_id(&seed, id);
         na = cmap_place(a, id, oa, 8);
         nb = cmap_place(b, id, ob, 8);
-        assert_int_equal(na, nb);
-        prim += oa[0] != ob[0];
+        assert_int_equal(na, a->replicas);
+        assert_int_equal(nb, na);
+        prim += strcmp(a->nodes[oa[0]].id, b->nodes[ob[0]].id) != 0;
         for (size_t k = 0; k < nb; k++)
-            fresh += !in_set(oa, na, ob[k]);
+            fresh += !has_id(a, oa, na, b->nodes[ob[k]].id);
+        slots += fresh;
         sets += fresh > 0;
-        mv.foreign += fresh > 0 && !in_set(ob, nb, added);
+        if (fresh > mv.max_fresh)
+            mv.max_fresh = fresh;
+        mv.foreign += fresh > 0 && !has_id(a, oa, na, changed) && !has_id(b, ob, nb, changed);
     }
     mv.primaries = (double)prim / NBLOCKS;
     mv.sets = (double)sets / NBLOCKS;
+    mv.slots = (double)slots / ((double)NBLOCKS * a->replicas);
     return mv;
+}
+
+/* Check a movement against its ideal: share_sets of the blocks gain or lose
+ * a replica (one slot each, so share_sets / R of the slots) and share_prim
+ * of the primaries move; 0.8x to 1.25x of each, nothing else moves. */
+static void check_movement(const char *what, const struct movement *mv, double ideal_sets,
+                           double ideal_prim, uint32_t replicas)
+{
+    double rs = mv->sets / ideal_sets, rp = mv->primaries / ideal_prim;
+    double rslots = mv->slots / (ideal_sets / replicas);
+
+    print_message("%-22s sets %.4f (%.2fx)  slots %.4f (%.2fx)  primaries %.4f (%.2fx)\n", what,
+                  mv->sets, rs, mv->slots, rslots, mv->primaries, rp);
+    assert_true(rs >= 0.8 && rs <= 1.25);
+    assert_true(rslots >= 0.8 && rslots <= 1.25);
+    assert_true(rp >= 0.8 && rp <= 1.25);
+    assert_true(mv->max_fresh <= 1); /* one slot per changed set, never more */
+    assert_int_equal(mv->foreign, 0);
+}
+
+/* a plus one node (id, zone); caller frees. */
+static struct cmap *plus(const struct cmap *a, const char *id, const char *zone)
+{
+    struct cmap *b = NULL;
+
+    assert_int_equal(cmap_dup(a, &b), 0);
+    assert_int_equal(cmap_add_node(b, id, zone, "e", CMAP_UP), 0);
+    return b;
+}
+
+/* a without node victim (same order otherwise); caller frees. */
+static struct cmap *minus(const struct cmap *a, size_t victim)
+{
+    struct cmap *b = NULL;
+
+    assert_int_equal(cmap_new(a->epoch, a->replicas, &b), 0);
+    for (size_t i = 0; i < a->nnodes; i++)
+        if (i != victim)
+            assert_int_equal(cmap_add_node(b, a->nodes[i].id, a->nodes[i].zone,
+                                           a->nodes[i].endpoint, a->nodes[i].state),
+                             0);
+    return b;
 }
 
 static void test_add_movement(void **state)
 {
     const size_t sizes[] = {2, 2, 2};
-    struct cmap *base = make_map(3, 3, sizes), *grown = NULL;
+    struct cmap *base = make_map(3, 3, sizes), *grown;
     struct movement mv;
 
     (void)state;
-    /* 7th node in an existing zone: 1/3 of the sets gain it (it is z0's
-     * best node for 1/3 of the blocks); primaries move ~0.21 (1/7 to the
-     * new node plus z0's weight pulling primaries in from z1 and z2) */
-    assert_int_equal(cmap_dup(base, &grown), 0);
-    assert_int_equal(cmap_add_node(grown, "n0-new", "z0", "e", CMAP_UP), 0);
-    mv = measure_add(base, grown);
-    print_message("add to zone: primaries %.4f, sets %.4f\n", mv.primaries, mv.sets);
-    assert_true(mv.primaries >= 0.08 && mv.primaries <= 0.25);
-    assert_true(mv.sets >= 0.30 && mv.sets <= 0.37);
-    assert_int_equal(mv.foreign, 0);
+    /* 7th node in an existing zone.  Primaries: it wins 1/7 of them, the
+     * ideal 1/(N+1).  Sets: with R = 3 zones every zone keeps exactly one
+     * copy of every block, so z0's now 3 nodes hold 1/3 of the blocks each
+     * and the new node gains exactly 1/3 of the blocks (= 7/9 of R/(N+1)
+     * = 3/7: that share is not reachable without overloading it, since z1
+     * and z2 must still hold every block on 2 nodes).  Checked against
+     * 1/3; against R/(N+1) it is 0.78x, which is asserted as well. */
+    grown = plus(base, "n0-new", "z0");
+    mv = measure(base, grown, "n0-new");
+    check_movement("add to zone (z-ideal)", &mv, 1 / 3.0, 1 / 7.0, 3);
+    assert_true(mv.sets >= 0.75 * 3 / 7.0 && mv.sets <= 1.25 * 3 / 7.0);
     cmap_free(grown);
 
-    /* 7th node in a new zone: exactly the blocks it wins move (1/7 of the
-     * primaries); it enters the top 3 of 4 zones for 1 - 16/35 of them */
-    assert_int_equal(cmap_dup(base, &grown), 0);
-    assert_int_equal(cmap_add_node(grown, "n3-new", "z3", "e", CMAP_UP), 0);
-    mv = measure_add(base, grown);
-    print_message("add new zone: primaries %.4f, sets %.4f\n", mv.primaries, mv.sets);
-    assert_true(mv.primaries >= 0.08 && mv.primaries <= 0.25);
-    assert_true(mv.primaries >= 1 / 7.0 - 0.01 && mv.primaries <= 1 / 7.0 + 0.01);
+    /* 7th node in a new zone: it enters the top 3 of 4 zones (so every
+     * set it is in changes by one slot) unless its score is below all of
+     * the other zones' best, that is for 1 - 16/35 of the blocks; here the
+     * constraint makes the lone node of its zone carry more than R/(N+1).
+     * Primaries: 1/7 exactly as for any node. */
+    grown = plus(base, "n3-new", "z3");
+    mv = measure(base, grown, "n3-new");
+    check_movement("add new zone (z-ideal)", &mv, 19 / 35.0, 1 / 7.0, 3);
     assert_true(mv.sets >= 19 / 35.0 - 0.02 && mv.sets <= 19 / 35.0 + 0.02);
-    assert_int_equal(mv.foreign, 0);
     cmap_free(grown);
+    cmap_free(base);
+}
+
+static void test_remove_movement(void **state)
+{
+    const size_t sizes[] = {2, 2, 2};
+    struct cmap *base = make_map(3, 3, sizes), *shrunk;
+    struct movement mv;
+
+    (void)state;
+    /* node n0-1 (index 1) holds a copy of half the blocks, R/N = 3/6, and
+     * 1/6 of the primaries: exactly those move, one slot each, to n0-0 */
+    shrunk = minus(base, 1);
+    mv = measure(base, shrunk, "n0-1");
+    check_movement("remove from zone", &mv, 3 / 6.0, 1 / 6.0, 3);
+    cmap_free(shrunk);
+    cmap_free(base);
+}
+
+/* Many zones, so the zone constraint seldom binds: the movement is the
+ * plain R/(N+1) and 1/(N+1), adding a node to a zone or removing one. */
+static void test_movement_wide(void **state)
+{
+    const size_t sizes[] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+    struct cmap *base = make_map(3, 10, sizes), *other;
+    struct movement mv;
+
+    (void)state;
+    other = plus(base, "n0-new", "z0");
+    mv = measure(base, other, "n0-new");
+    check_movement("wide: add to zone", &mv, 3 / 31.0, 1 / 31.0, 3);
+    cmap_free(other);
+
+    other = minus(base, 4); /* n1-1 */
+    mv = measure(base, other, "n1-1");
+    check_movement("wide: remove", &mv, 3 / 30.0, 1 / 30.0, 3);
+    cmap_free(other);
+
+    /* and with fewer zones than replicas: 2 zones, R = 3 */
+    cmap_free(base);
+    base = make_map(3, 2, sizes);
+    other = plus(base, "n1-new", "z1");
+    mv = measure(base, other, "n1-new");
+    print_message("2 zones, add: sets %.4f  primaries %.4f (%.2fx)\n", mv.sets, mv.primaries,
+                  mv.primaries * 7);
+    assert_true(mv.primaries * 7 >= 0.8 && mv.primaries * 7 <= 1.25);
+    assert_true(mv.max_fresh <= 1);
+    assert_int_equal(mv.foreign, 0);
+    cmap_free(other);
     cmap_free(base);
 }
 
@@ -602,7 +815,11 @@ int main(void)
         cmocka_unit_test(test_order_independent),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_balance),
+        cmocka_unit_test(test_one_zone),
+        cmocka_unit_test(test_ties),
         cmocka_unit_test(test_add_movement),
+        cmocka_unit_test(test_remove_movement),
+        cmocka_unit_test(test_movement_wide),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

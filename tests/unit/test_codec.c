@@ -554,7 +554,7 @@ static void test_reject_type_body_mismatch(void **state)
     expect_env_rc(&e, SZ_EPROTO);
 }
 
-/* BUG: types that carry no body (STATUS_GET, DISK_LIST, NODE_STAT) accept
+/* Was a bug (fixed): types that carry no body (STATUS_GET, DISK_LIST, NODE_STAT) accept
  * any body.  codec.h promises "checks that the body matches the type" and
  * PROTOCOL.md answers "body missing / not matching type" with SZ_EPROTO;
  * codec.c's own table says "NOT_SET = no body".  codec_decode skips the
@@ -914,6 +914,46 @@ static void test_why_text(void **state)
     codec_free(NULL);
 }
 
+/* codec_peek_req_id: the req_id of an envelope that parses but fails
+ * validation; 0 for anything that does not parse or is oversize. */
+static void test_peek_req_id(void **state)
+{
+    static const uint8_t ff[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    Sz__BlockIds b = SZ__BLOCK_IDS__INIT;
+    sz_env e = SZ__ENVELOPE__INIT;
+    uint8_t *buf;
+    size_t len;
+
+    (void)state;
+    assert_int_equal(codec_peek_req_id(ff, sizeof(ff)), 0);
+    assert_int_equal(codec_peek_req_id("", 0), 0);
+
+    e.type = SZ__MSG_TYPE__MAP_GET; /* without its body: fails validation */
+    e.req_id = 0xabcdef0123ull;
+    e.version = 7;
+    buf = pack_raw(&e, &len);
+    assert_int_equal(codec_peek_req_id(buf, len), 0xabcdef0123ull);
+    free(buf);
+
+    fill_ids(1, 31); /* a bad id */
+    b.n_ids = 1;
+    b.ids = pbids;
+    e = (sz_env)SZ__ENVELOPE__INIT;
+    e.type = SZ__MSG_TYPE__BLOCK_GET;
+    e.req_id = 31337;
+    e.body_case = SZ__ENVELOPE__BODY_BLOCK_IDS;
+    e.block_ids = &b;
+    buf = enc(&e, &len);
+    assert_int_equal(codec_peek_req_id(buf, len), 31337);
+    assert_int_equal(codec_peek_req_id(buf, len - 1), 0); /* truncated: does not parse */
+    free(buf);
+
+    buf = padded_envelope(SZ_MAX_ENVELOPE);
+    assert_int_equal(codec_peek_req_id(buf, SZ_MAX_ENVELOPE), 3);
+    assert_int_equal(codec_peek_req_id(buf, SZ_MAX_ENVELOPE + 1), 0); /* oversize */
+    free(buf);
+}
+
 /* ---- names, type names, records ---------------------------------------- */
 
 static void test_valid_name(void **state)
@@ -1177,7 +1217,7 @@ static void test_map_reject(void **state)
     cmap_free(m);
 }
 
-/* BUG: a map with replicas = 0 passes codec_decode (codec_map_ok only checks
+/* Was a bug (fixed): a map with replicas = 0 passes codec_decode (codec_map_ok only checks
  * the upper bound), and codec_map_from_pb then returns SZ_EINVAL from
  * cmap_new -- codec.h promises "Return 0, SZ_EPROTO or SZ_ENOMEM" for this
  * wire-input conversion. */
@@ -1219,6 +1259,7 @@ int main(void)
         cmocka_unit_test(test_reject_long_strings),
         cmocka_unit_test(test_reject_reply_bounds),
         cmocka_unit_test(test_why_text),
+        cmocka_unit_test(test_peek_req_id),
         cmocka_unit_test(test_valid_name),
         cmocka_unit_test(test_type_name),
         cmocka_unit_test(test_pack_unpack_record),

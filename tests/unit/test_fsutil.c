@@ -219,7 +219,7 @@ static void test_mkdirs(void **state)
     assert_int_equal(fsu_mkdirs(q, 0700), SZ_EIO);
 }
 
-/* BUG: fsu_mkdirs(path) returns 0 when path already exists as a regular
+/* Was a bug (fixed): fsu_mkdirs(path) returns 0 when path already exists as a regular
  * file: mkdir() fails with EEXIST and fsutil.c treats every EEXIST as
  * success, without checking that the existing entry is a directory.  The
  * contract ("Create path and missing parents. Return 0 or SZ_EIO") means
