@@ -18,11 +18,11 @@
  * Adding or removing a node moves only the blocks whose set gains or loses
  * that node, one slot each: the primaries it wins or held (1/N) and, when
  * zones have equal sizes and outnumber R, about R/N of the blocks.
- * bench/placesim (1000 nodes, 10 zones, R = 3, 10M blocks) measures
- * 0.99x-1.00x of R/N for blocks changed and slots moved and 1.00x of 1/N for
- * primaries, adding or removing one node (two-level zone-then-node hashing
- * moved 1.8x).  When the zone constraint binds, the share is the one the
- * constraint allows: with R = 3 zones of 2 nodes, a 7th node in a zone
+ * bench/placesim (1000 nodes, 10 zones, R = 3, 10M blocks) measures 0.99x
+ * of the ideal (R/N of the blocks, 1/N of the slots and of the primaries)
+ * adding a node and 1.01x removing one; the former two-level zone-then-node
+ * hashing moved 1.8x.  When the zone constraint binds, the share is the one
+ * the constraint allows: with R = 3 zones of 2 nodes, a 7th node in a zone
  * gains 1/3 of the blocks (its zone must still hold one copy of each), not
  * 3/7.  The exact hash and score definitions are at the top of
  * clustermap.c.
