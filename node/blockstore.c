@@ -1030,6 +1030,7 @@ int bs_verify(struct bs *bs, const uint8_t id[BS_ID_BYTES], int *health, uint32_
     struct bs_fdref ref;
     struct bs_loc loc;
     struct iovec iov[2];
+    struct stat st;
     int missing = 0, rc;
 
     *health = BS_HEALTHY;
@@ -1047,6 +1048,12 @@ int bs_verify(struct bs *bs, const uint8_t id[BS_ID_BYTES], int *health, uint32_
             *health = BS_GONE;
             rc = 0;
         }
+        goto out;
+    }
+    if (fstat(ref.fd, &st) == 0 && st.st_nlink == 0) {
+        /* Unlinked while a cached fd kept it readable: its bytes are gone. */
+        bs_fd_put(bs, &ref);
+        *health = BS_GONE;
         goto out;
     }
     iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};

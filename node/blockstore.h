@@ -91,7 +91,8 @@ void bs_scan_free(struct bs_scan *sc);
 enum bs_health {
     BS_HEALTHY = 0, /* record header matches the index and the payload crc verifies */
     BS_DAMAGED = 1, /* bad magic, length, id or crc in the header, or payload crc mismatch */
-    BS_GONE = 2     /* the data file is missing or ends before the record does */
+    BS_GONE = 2     /* the data file is missing (or unlinked while open) or ends
+                       before the record does */
 };
 
 /** bs_verify(bs, id, health, crc): Re-read id's record from disk and check

@@ -4,7 +4,9 @@
  * For one incoming batch: group blocks by peer (each peer gets at most one
  * sub-batch), send every sub-batch before waiting for any reply, then collect
  * replies until the deadline.  A peer that times out has its socket closed,
- * so a stale reply can never be mistaken for a new one.
+ * so a stale reply can never be mistaken for a new one.  Nodes marked DOWN
+ * are never sent to (placement excludes them anyway; this guards maps built
+ * by other rules).
  */
 #include "replicate.h"
 
@@ -96,7 +98,7 @@ static size_t repl_plan(const struct cmap *map, long self, const Sz__BlockPut *p
         size_t k = cmap_place(map, put->ids[i].data, place, CMAP_MAX_REPLICAS);
         for (size_t j = 0; j < k; j++) {
             size_t q;
-            if ((long)place[j] == self)
+            if ((long)place[j] == self || map->nodes[place[j]].state == CMAP_DOWN)
                 continue;
             for (q = 0; q < njobs && jobs[q].node != (long)place[j]; q++)
                 ;

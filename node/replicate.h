@@ -18,7 +18,9 @@ struct tp_ctx;
 struct tp_msg;
 struct repl;
 
-/** repl_new(ctx, timeout_ms, out): Caller frees with repl_free (NULL no-op). */
+/** repl_new(ctx, timeout_ms, out): timeout_ms bounds each forward's wait for
+ *  the peers' acks (snapnode --peer-timeout-ms, default 3000).  Caller frees
+ *  with repl_free (NULL no-op). */
 int repl_new(struct tp_ctx *ctx, int timeout_ms, struct repl **out);
 void repl_free(struct repl *r);
 

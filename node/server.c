@@ -7,6 +7,12 @@
  *  2. A PUT reply counts a copy only if it is durable (bs_put_batch returned)
  *     on a node that is in the block's placement.
  *  3. A GET never returns bytes whose stored checksum does not verify.
+ *  4. HAVE and PUT replies carry this node's map epoch, after catching up
+ *     with a newer epoch named by the request, so repair can tell that a
+ *     peer answered under the same map (repair.h).
+ *  5. Shutdown order: main loop ends, workers are joined (a worker inside a
+ *     scrub returns within one block check of *stop), then the repair and
+ *     scrub threads, then the sockets, context, map box and store.
  */
 #include "server.h"
 
@@ -23,8 +29,10 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mapbox.h"
+#include "repair.h"
 #include "replicate.h"
 #include "rpc.h"
+#include "scrub.h"
 #include "transport.h"
 
 #define SRV_BACKEND "inproc://snapnode-workers"
@@ -36,6 +44,8 @@ struct srv {
     struct bs *bs;
     struct tp_ctx *ctx;
     struct mapbox *maps;
+    struct repair *repair;
+    struct scrub *scrub;
 };
 
 /* ---- request handlers (worker threads) -------------------------------- */
@@ -63,8 +73,9 @@ static void srv_catch_up(struct srv_worker *w, uint64_t epoch)
     }
 }
 
-static int srv_have(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
+static int srv_have(struct srv_worker *w, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
 {
+    struct srv *s = w->s;
     const Sz__BlockIds *b = env->block_ids;
     protobuf_c_boolean *have = calloc(b->n_ids ? b->n_ids : 1, sizeof(*have));
     Sz__HaveResult hr = SZ__HAVE_RESULT__INIT;
@@ -73,6 +84,7 @@ static int srv_have(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_
 
     if (have == NULL)
         return rpc_reply_status(sock, msg, env, SZ_ENOMEM, "out of memory");
+    srv_catch_up(w, b->map_epoch);
     for (size_t i = 0; i < b->n_ids; i++) {
         rc = bs_have(s->bs, b->ids[i].data);
         if (rc < 0) {
@@ -84,6 +96,7 @@ static int srv_have(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_
     hr.n_have = b->n_ids;
     hr.have = have;
     r.have = &hr;
+    r.epoch = mapbox_epoch(s->maps);
     rc = rpc_reply(sock, msg, env, &r, NULL);
     free(have);
     return rc;
@@ -195,6 +208,26 @@ static int srv_stat(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_
     return rpc_reply(sock, msg, env, &r, NULL);
 }
 
+static int srv_scrub(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
+{
+    Sz__ScrubResult sr = SZ__SCRUB_RESULT__INIT;
+    Sz__Reply r = SZ__REPLY__INIT;
+    struct scrub_result res;
+    int rc = scrub_request(s->scrub, &res);
+
+    if (rc == SZ_EUNAVAIL)
+        return rpc_reply_status(sock, msg, env, rc, "a scrub is already running; try again");
+    if (rc != 0)
+        return rpc_reply_status(sock, msg, env, rc, "scrub failed: %s", sz_strerror(rc));
+    sr.checked = res.checked;
+    sr.corrupt = res.corrupt;
+    sr.repaired = res.repaired;
+    sr.missing = res.missing;
+    r.scrub = &sr;
+    r.epoch = mapbox_epoch(s->maps);
+    return rpc_reply(sock, msg, env, &r, NULL);
+}
+
 static void srv_dispatch(struct srv_worker *w, struct tp_sock *sock, struct tp_msg *msg,
                          sz_env *env)
 {
@@ -202,7 +235,7 @@ static void srv_dispatch(struct srv_worker *w, struct tp_sock *sock, struct tp_m
 
     switch (env->type) {
     case SZ__MSG_TYPE__BLOCK_HAVE:
-        srv_have(s, sock, msg, env);
+        srv_have(w, sock, msg, env);
         break;
     case SZ__MSG_TYPE__BLOCK_PUT:
         srv_put(w, sock, msg, env);
@@ -212,6 +245,9 @@ static void srv_dispatch(struct srv_worker *w, struct tp_sock *sock, struct tp_m
         break;
     case SZ__MSG_TYPE__NODE_STAT:
         srv_stat(s, sock, msg, env);
+        break;
+    case SZ__MSG_TYPE__NODE_SCRUB:
+        srv_scrub(s, sock, msg, env);
         break;
     default:
         rpc_reply_status(sock, msg, env, SZ_EPROTO, "%s is not served by a storage node",
@@ -304,10 +340,15 @@ static int srv_heartbeat(struct srv *s, struct tp_sock *sock)
 {
     Sz__NodeHeartbeat hb = SZ__NODE_HEARTBEAT__INIT;
     sz_env env = SZ__ENVELOPE__INIT, *rep = NULL;
+    struct repair_stats rs;
     int rc;
 
     hb.id = (char *)s->cfg->id;
     bs_stats(s->bs, &hb.blocks, &hb.stored_bytes);
+    repair_get_stats(s->repair, &rs);
+    hb.repair_pending = rs.pending;
+    hb.repaired_blocks = rs.repaired_blocks;
+    hb.repair_bytes = rs.repair_bytes;
     hb.map_epoch = mapbox_epoch(s->maps);
     env.body_case = SZ__ENVELOPE__BODY_NODE_HEARTBEAT;
     env.node_heartbeat = &hb;
@@ -387,6 +428,11 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
     int nworkers = cfg->threads > 32 ? 32 : cfg->threads;
     int started = 0, rc;
     char dir[4096];
+    struct repair_config rcfg = {.self_id = cfg->id, .interval_ms = cfg->repair_interval_ms,
+                                 .rate = cfg->repair_rate, .peer_timeout_ms = cfg->peer_timeout_ms};
+    struct scrub_config scfg = {.self_id = cfg->id, .interval_s = cfg->scrub_interval_s,
+                                .peer_timeout_ms = cfg->peer_timeout_ms,
+                                .max_waiters = nworkers > 1 ? nworkers - 1 : 1};
 
     snprintf(dir, sizeof(dir), "%s/blocks", cfg->data_dir);
     if ((rc = fsu_mkdirs(dir, 0700)) != 0 || (rc = bs_open(dir, &s.bs)) != 0) {
@@ -398,6 +444,11 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
     if ((rc = tp_bind(s.ctx, TP_ROUTER, cfg->listen, SZ_MAX_BLOCK_FRAME, &front)) != 0 ||
         (rc = tp_bind(s.ctx, TP_DEALER, SRV_BACKEND, -1, &back)) != 0)
         goto out;
+    if ((rc = scrub_new(s.ctx, s.bs, s.maps, &scfg, stop, &s.scrub)) != 0 ||
+        (rc = repair_start(s.ctx, s.bs, s.maps, &rcfg, stop, &s.repair)) != 0) {
+        log_err("cannot start repair/scrub: %s", sz_strerror(rc));
+        goto out;
+    }
     for (; started < nworkers; started++)
         if (pthread_create(&workers[started], NULL, srv_worker, &s) != 0)
             break;
@@ -411,6 +462,8 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
     for (int i = 0; i < started; i++)
         pthread_join(workers[i], NULL);
 out:
+    repair_stop(s.repair);
+    scrub_free(s.scrub);
     tp_close(front);
     tp_close(back);
     tp_ctx_free(s.ctx);

@@ -3,9 +3,13 @@
  *
  *   clients/peers --tcp--> ROUTER (main thread, bounded frames)
  *                            | inproc proxy
- *                          DEALER --> worker threads (HAVE, PUT, GET, STAT)
- *   heartbeat thread: register with the coordinator, heartbeat every second,
- *                     fetch the map when its epoch moves (mapbox)
+ *                          DEALER --> worker threads (HAVE, PUT, GET, STAT,
+ *                                     SCRUB: runs or joins a scrub, scrub.h)
+ *   heartbeat thread: register with the coordinator, heartbeat every
+ *                     heartbeat_ms (with the repair counters), fetch the map
+ *                     when its epoch moves (mapbox)
+ *   repair thread:    re-replication and surplus removal (repair.h)
+ *   scrub thread:     periodic scrub, if scrub_interval_s > 0 (scrub.h)
  *
  * A PUT is acked only after the block store made it durable locally and the
  * other replicas answered (or timed out); the ack says how many copies are
@@ -15,6 +19,7 @@
 #define SZ_SERVER_H
 
 #include <signal.h>
+#include <stdint.h>
 
 struct srv_config {
     const char *id;
@@ -25,7 +30,10 @@ struct srv_config {
     const char *coordinator;
     int threads;
     int heartbeat_ms;
-    int peer_timeout_ms;
+    int peer_timeout_ms;     /* PUT forwarding, repair and scrub requests */
+    int repair_interval_ms;  /* pause between repair passes; <= 0: off */
+    uint64_t repair_rate;    /* bytes/s pushed by repair */
+    int scrub_interval_s;    /* periodic scrub; <= 0: on demand only */
 };
 
 /** srv_run(cfg, stop): Serve until *stop becomes nonzero.  Return 0 on a

@@ -1,7 +1,9 @@
 /*
  * snapnode: a storage node.  Parses flags, installs signal handlers, and
- * runs the server (node/server.c) until SIGTERM or SIGINT.
+ * runs the server (node/server.c) until SIGTERM or SIGINT.  Flags and their
+ * defaults are documented in docs/daemons.md.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include "codec.h"
 #include "err.h"
 #include "log.h"
+#include "repair.h"
 #include "seal.h"
 #include "server.h"
 
@@ -35,7 +38,29 @@ static void snapnode_usage(FILE *f)
 {
     fprintf(f, "usage: snapnode --id ID --zone ZONE --listen ENDPOINT --data DIR "
                "--coordinator ENDPOINT [--advertise ENDPOINT] [--threads N] "
+               "[--heartbeat-ms MS] [--peer-timeout-ms MS] [--repair-interval-ms MS] "
+               "[--repair-rate BYTES[K|M|G]] [--scrub-interval SECONDS] "
                "[--log-level error|warn|info|debug]\n");
+}
+
+/* Parse a whole decimal int in [lo, hi]; -1 if it is not one. */
+static int snapnode_int(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int snapnode_bad(const char *flag, const char *val, const char *want)
+{
+    fprintf(stderr, "snapnode: bad %s '%s': want %s\n", flag, val, want);
+    return 2;
 }
 
 int main(int argc, char **argv)
@@ -45,8 +70,18 @@ int main(int argc, char **argv)
         {"listen", required_argument, 0, 'l'},      {"advertise", required_argument, 0, 'a'},
         {"data", required_argument, 0, 'd'},        {"coordinator", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'},     {"log-level", required_argument, 0, 'v'},
+        {"heartbeat-ms", required_argument, 0, 'H'},
+        {"peer-timeout-ms", required_argument, 0, 'T'},
+        {"repair-interval-ms", required_argument, 0, 'R'},
+        {"repair-rate", required_argument, 0, 'r'},
+        {"scrub-interval", required_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    struct srv_config cfg = {.threads = 4, .heartbeat_ms = 1000, .peer_timeout_ms = 10000};
+    struct srv_config cfg = {.threads = 4,
+                             .heartbeat_ms = 1000,
+                             .peer_timeout_ms = 3000,
+                             .repair_interval_ms = 2000,
+                             .repair_rate = REPAIR_RATE_DEFAULT,
+                             .scrub_interval_s = 3600};
     struct sigaction sa;
     int c, level = LOG_INFO, rc;
 
@@ -60,6 +95,26 @@ int main(int argc, char **argv)
         case 'd': cfg.data_dir = optarg; break;
         case 'c': cfg.coordinator = optarg; break;
         case 't': cfg.threads = atoi(optarg); break;
+        case 'H':
+            if (snapnode_int(optarg, 50, 60000, &cfg.heartbeat_ms) != 0)
+                return snapnode_bad("--heartbeat-ms", optarg, "50..60000");
+            break;
+        case 'T':
+            if (snapnode_int(optarg, 10, 600000, &cfg.peer_timeout_ms) != 0)
+                return snapnode_bad("--peer-timeout-ms", optarg, "10..600000");
+            break;
+        case 'R':
+            if (snapnode_int(optarg, 0, 86400000, &cfg.repair_interval_ms) != 0)
+                return snapnode_bad("--repair-interval-ms", optarg, "0 (off)..86400000");
+            break;
+        case 'r':
+            if (repair_parse_bytes(optarg, &cfg.repair_rate) != 0)
+                return snapnode_bad("--repair-rate", optarg, "bytes/s > 0, e.g. 64M");
+            break;
+        case 'S':
+            if (snapnode_int(optarg, 0, 100000000, &cfg.scrub_interval_s) != 0)
+                return snapnode_bad("--scrub-interval", optarg, "seconds, 0 = off");
+            break;
         case 'v':
             if ((level = snapnode_level(optarg)) < 0) {
                 fprintf(stderr, "snapnode: unknown log level '%s'\n", optarg);
