@@ -293,6 +293,11 @@ int codec_map_from_pb(const Sz__ClusterMap *pb, struct cmap **out)
     return 0;
 }
 
+static int codec_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int codec_map_to_pb(const struct cmap *map, Sz__ClusterMap *out)
 {
     sz__cluster_map__init(out);
@@ -328,6 +333,7 @@ int codec_map_to_pb(const struct cmap *map, Sz__ClusterMap *out)
         if (z == out->n_zones)
             out->zones[out->n_zones++] = (char *)n->zone;
     }
+    qsort(out->zones, out->n_zones, sizeof(*out->zones), codec_cmp_str);
     return 0;
 }
 

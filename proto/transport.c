@@ -54,7 +54,7 @@ static int tp_open(struct tp_ctx *ctx, int type, int64_t maxmsg, struct tp_sock 
 {
     struct tp_sock *s = calloc(1, sizeof(*s));
     int ztype = type == TP_ROUTER ? ZMQ_ROUTER : ZMQ_DEALER;
-    int linger = 0, hwm = 256, sndtimeo = 5000;
+    int linger = 0, hwm = 256, sndtimeo = 5000, reconnect_max = 5000;
 
     if (s == NULL)
         return SZ_ENOMEM;
@@ -68,6 +68,10 @@ static int tp_open(struct tp_ctx *ctx, int type, int64_t maxmsg, struct tp_sock 
     zmq_setsockopt(s->z, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s->z, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s->z, ZMQ_SNDTIMEO, &sndtimeo, sizeof(sndtimeo));
+    /* Back off reconnects to a peer that is gone (100 ms doubling to 5 s):
+     * each attempt may resolve a host name on libzmq's shared I/O thread,
+     * and a dead peer must not keep that thread busy for everyone else. */
+    zmq_setsockopt(s->z, ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof(reconnect_max));
     *out = s;
     return 0;
 }

@@ -37,6 +37,7 @@
 
 #define RS_BATCH_BYTES (4u << 20)
 #define RS_MAX_TRIES 16
+#define RS_WRITEBACK (32ull << 20)
 
 struct rs_ent {
     const uint8_t *id;
@@ -56,6 +57,8 @@ struct rs {
     size_t nzones;
     atomic_uint_fast64_t zones_used;
     atomic_uint_fast64_t failovers;
+    atomic_int *slow;      /* per node: timed out during this restore */
+    atomic_uint_fast64_t written;
     struct rs_ent *ents; /* sorted by id; equal ids adjacent */
     size_t nents;
     size_t *groups; /* start of each distinct id's run in ents, in disk order */
@@ -106,6 +109,10 @@ static int rs_rank(const struct rs *rs, size_t node)
     const struct cmap_node *n = &rs->map->nodes[node];
     int r = n->state == CMAP_SUSPECT ? 2 : 0;
 
+    /* A node that already timed out in this restore goes last: paying one
+     * timeout per restore, not one per batch, for a dead or cut-off node. */
+    if (atomic_load(&rs->slow[node]))
+        r += 4;
     return r + (strcmp(n->zone, rs->zone) != 0);
 }
 
@@ -135,7 +142,7 @@ static size_t rs_order(const struct rs *rs, const uint8_t *id, size_t *out)
         rs_add(cand, &k, 2 * CMAP_MAX_REPLICAS, home[j]);
     for (size_t j = 0; j < kc; j++)
         rs_add(cand, &k, 2 * CMAP_MAX_REPLICAS, cur[j]);
-    for (int rank = 0; rank < 4; rank++)
+    for (int rank = 0; rank < 8; rank++)
         for (size_t j = 0; j < k; j++)
             if (rs_allowed(rs, cand[j]) && rs_rank(rs, cand[j]) == rank)
                 rs_add(out, &n, RS_MAX_TRIES, cand[j]);
@@ -150,6 +157,16 @@ static void rs_used(struct rs *rs, size_t node)
     for (size_t z = 0; z < rs->nzones; z++)
         if (strcmp(rs->zones[z], rs->map->nodes[node].zone) == 0)
             atomic_fetch_or(&rs->zones_used, 1ull << z);
+}
+
+/* Start writeback of each finished 32 MiB stretch now, so the final
+ * fdatasync has little left to flush (it overlaps with fetching). */
+static void rs_writeback(struct rs *rs, size_t len)
+{
+    uint64_t before = atomic_fetch_add(&rs->written, len), after = before + len;
+
+    if (before / RS_WRITEBACK != after / RS_WRITEBACK)
+        sync_file_range(rs->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
@@ -169,6 +186,7 @@ static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
                 return SZ_EIO;
             done += (size_t)w;
         }
+        rs_writeback(rs, len);
     }
     return 0;
 }
@@ -176,28 +194,52 @@ static int rs_write(struct rs *rs, size_t g, const uint8_t *plain, size_t len)
 struct rs_req {
     long node;
     size_t n;
-    size_t g[SZ_MAX_BATCH];
+    size_t g[SZ_MAX_BATCH];  /* groups asked */
+    size_t pi[SZ_MAX_BATCH]; /* their slots in the pending array */
     uint64_t req_id;
     struct tp_sock *sock;
 };
 
+/* A block still to fetch, and the nodes already asked for it. */
+struct rs_pend {
+    size_t g;
+    size_t ntried;
+    size_t tried[RS_MAX_TRIES];
+    int done;
+};
+
+/* The best candidate for p not asked yet, or -1. */
+static long rs_next(const struct rs *rs, const struct rs_pend *p)
+{
+    size_t order[RS_MAX_TRIES], k = rs_order(rs, rs->ents[rs->groups[p->g]].id, order);
+
+    for (size_t j = 0; j < k; j++) {
+        size_t t;
+        for (t = 0; t < p->ntried && p->tried[t] != order[j]; t++)
+            ;
+        if (t == p->ntried)
+            return (long)order[j];
+    }
+    return -1;
+}
+
 /* One round: ask, for every pending group, its try-th nearest replica.
  * Groups that verify and are written leave pending. */
-static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try, int *lastrc)
+/* One round: ask every pending block's best untried candidate.  Blocks that
+ * verify and are written are marked done.  Return 1 if anything was asked. */
+static int rs_round(struct rs_worker *w, struct rs_pend *pend, size_t npend, int *lastrc)
 {
     struct rs *rs = w->rs;
     struct rs_req reqs[SZ_MAX_BATCH];
-    size_t nreq = 0, keep = 0;
+    size_t nreq = 0;
     uint64_t deadline;
 
-    for (size_t i = 0; i < *npend; i++) {
-        size_t order[RS_MAX_TRIES], k = rs_order(rs, rs->ents[rs->groups[pend[i]]].id, order);
-        long node = try < k ? (long)order[try] : -1;
+    for (size_t i = 0; i < npend; i++) {
+        long node;
         size_t q;
-        if (node < 0) {
-            pend[keep++] = pend[i]; /* no replica left to ask */
+        if (pend[i].done || (node = rs_next(rs, &pend[i])) < 0)
             continue;
-        }
+        pend[i].tried[pend[i].ntried++] = (size_t)node;
         for (q = 0; q < nreq && reqs[q].node != node; q++)
             ;
         if (q == nreq) {
@@ -205,8 +247,11 @@ static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try
             reqs[q].node = node;
             nreq++;
         }
-        reqs[q].g[reqs[q].n++] = pend[i];
+        reqs[q].pi[reqs[q].n] = i;
+        reqs[q].g[reqs[q].n++] = pend[i].g;
     }
+    if (nreq == 0)
+        return 0;
     for (size_t q = 0; q < nreq; q++) {
         ProtobufCBinaryData pb[SZ_MAX_BATCH];
         Sz__BlockIds b = SZ__BLOCK_IDS__INIT;
@@ -234,8 +279,10 @@ static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try
                               : SZ_EUNAVAIL;
         int good = rc == 0 && rep->reply->get && rep->reply->get->n_status == reqs[q].n &&
                    tp_msg_count(frames) == 1 + reqs[q].n;
-        if (rc == SZ_ETIMEDOUT)
+        if (rc == SZ_ETIMEDOUT) {
             cl_pool_drop(w->pool, ep);
+            atomic_store(&rs->slow[reqs[q].node], 1);
+        }
         for (size_t k = 0; k < reqs[q].n; k++) {
             size_t g = reqs[q].g[k], len = 0;
             int r = good ? rep->reply->get->status[k] : (rc ? rc : SZ_EPROTO);
@@ -246,31 +293,36 @@ static int rs_round(struct rs_worker *w, size_t *pend, size_t *npend, size_t try
                 r = rs_write(rs, g, w->plain, len);
             if (r == 0) {
                 atomic_fetch_add(&rs->fetched, 1);
-                if (try > 0)
+                if (pend[reqs[q].pi[k]].ntried > 1)
                     atomic_fetch_add(&rs->failovers, 1);
                 rs_used(rs, (size_t)reqs[q].node);
+                pend[reqs[q].pi[k]].done = 1;
             } else {
                 *lastrc = r;
-                pend[keep++] = g;
             }
         }
         tp_msg_free(frames);
         codec_free(rep);
     }
-    *npend = keep;
-    return 0;
+    return 1;
 }
 
 static int rs_batch(struct rs_worker *w, size_t first, size_t n)
 {
     struct rs *rs = w->rs;
-    size_t pend[SZ_MAX_BATCH], npend = n;
+    struct rs_pend pend[SZ_MAX_BATCH];
+    size_t npend = 0;
     int lastrc = 0;
 
+    for (size_t i = 0; i < n; i++) {
+        pend[i].g = first + i;
+        pend[i].ntried = 0;
+        pend[i].done = 0;
+    }
+    while (rs_round(w, pend, n, &lastrc))
+        ;
     for (size_t i = 0; i < n; i++)
-        pend[i] = first + i;
-    for (size_t try = 0; npend > 0 && try < RS_MAX_TRIES; try++)
-        rs_round(w, pend, &npend, try, &lastrc);
+        npend += !pend[i].done;
     if (npend == 0)
         return 0;
     atomic_store(&rs->failed, 1);
@@ -302,7 +354,9 @@ static int rs_run(struct rs *rs)
 {
     struct rs_worker ws[32];
     pthread_t th[32];
-    int nt = rs->c->threads > 32 ? 32 : rs->c->threads, started = 0, rc = 0;
+    /* Restore workers spend much of their time waiting for a GET, so twice
+     * the write path's count keeps both cores busy (measured in bench/). */
+    int nt = rs->c->threads * 2 > 32 ? 32 : rs->c->threads * 2, started = 0, rc = 0;
 
     memset(ws, 0, sizeof(ws));
     for (int i = 0; i < nt; i++) {
@@ -405,6 +459,8 @@ static int rs_maps(sz_client *c, struct rs *rs)
         return rc;
     if ((rc = cmap_new(rs->map->epoch, rs->map->replicas, &rs->homemap)) != 0)
         return rc;
+    if ((rs->slow = calloc(rs->map->nnodes + 1, sizeof(*rs->slow))) == NULL)
+        return SZ_ENOMEM;
     for (size_t i = 0; i < rs->map->nnodes; i++) {
         const struct cmap_node *n = &rs->map->nodes[i];
         size_t z;
@@ -501,6 +557,7 @@ out:
     free(rs.groups);
     cmap_free(rs.homemap);
     cmap_free(rs.map);
+    free(rs.slow);
     return rc;
 }
 

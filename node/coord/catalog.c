@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "fsutil.h"
 #include "kv.h"
 #include "log.h"
 #include "manifest.h"
@@ -186,10 +187,30 @@ int cat_nodes(struct catalog *cat, Sz__NodeInfo ***out, size_t *n)
 
 int cat_node_del(struct catalog *cat, const char *id)
 {
-    char key[80];
-    size_t klen = cat_key(key, sizeof(key), 'n', id);
+    char key[80], tomb[80];
+    size_t klen = cat_key(key, sizeof(key), 'n', id), tlen = cat_key(tomb, sizeof(tomb), 't', id);
+    struct kv_batch *b;
+    uint8_t when[8];
+    int rc;
 
-    return klen ? kv_del(cat->kv, key, klen, 1) : SZ_EINVAL;
+    if (klen == 0 || tlen == 0)
+        return SZ_EINVAL;
+    if ((rc = kv_batch_new(&b)) != 0)
+        return rc;
+    cat_u64_put(when, fsu_wall_s());
+    kv_batch_del(b, key, klen);
+    kv_batch_put(b, tomb, tlen, when, sizeof(when));
+    rc = kv_write(cat->kv, b, 1);
+    kv_batch_free(b);
+    return rc;
+}
+
+int cat_node_removed(struct catalog *cat, const char *id)
+{
+    char key[80];
+    size_t klen = cat_key(key, sizeof(key), 't', id);
+
+    return klen ? kv_exists(cat->kv, key, klen) == 1 : 0;
 }
 
 int cat_refs_iter(struct catalog *cat, const uint8_t *after, size_t alen, uint8_t *ids,

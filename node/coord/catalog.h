@@ -7,6 +7,7 @@
  *        s/<snapshot id>                SnapInfo
  *        m/<snapshot id>                manifest, self-contained (no parent)
  *        r/<32-byte block id>           u64le reference count
+ *        t/<node id>                    tombstone of a removed node
  * A snapshot becomes committed in one synced batch that writes its record,
  * its manifest and its reference counts together, so a crash leaves either
  * all or none of them.
@@ -33,8 +34,11 @@ int cat_counter_set(struct catalog *cat, const char *name, uint64_t val);
  *  array of unpacked records; caller frees with cat_free_list. */
 int cat_node_put(struct catalog *cat, const Sz__NodeInfo *n);
 int cat_nodes(struct catalog *cat, Sz__NodeInfo ***out, size_t *n);
-/** cat_node_del(cat, id): Forget a node. */
+/** cat_node_del(cat, id): Forget a node, leaving a tombstone (t/<id>) so
+ *  the id cannot register again. */
 int cat_node_del(struct catalog *cat, const char *id);
+/** cat_node_removed(cat, id): 1 if id was removed, 0 if not. */
+int cat_node_removed(struct catalog *cat, const char *id);
 
 /** cat_disk_get(cat, name, out): Caller frees with cat_free. SZ_ENOENT. */
 int cat_disk_get(struct catalog *cat, const char *name, Sz__DiskInfo **out);

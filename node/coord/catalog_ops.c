@@ -346,7 +346,7 @@ int coord_snap_commit(struct coord *c, struct tp_msg *msg, sz_env *env)
     }
     for (size_t i = 0; i < nn; i++) {
         ok[i] = (uint8_t)coord_durable_enough(c, &loc[i]);
-        short_zones += ok[i] && !coord_protected(c, &loc[i]);
+        short_zones += ok[i] && !coord_protected(c, &loc[i], 0);
     }
     for (size_t i = 0; i < nn; i++) {
         if (!ok[i]) {
@@ -474,7 +474,7 @@ static int coord_readiness(struct coord *c, Sz__SnapInfo **list, size_t n, char 
             if (hit == NULL)
                 continue;
             zones &= loc[(size_t)(hit - all) / 32].zones;
-            prot &= coord_protected(c, &loc[(size_t)(hit - all) / 32]);
+            prot &= coord_protected(c, &loc[(size_t)(hit - all) / 32], 1);
         }
         zone_lists[i] = calloc(nz + 1, sizeof(char *));
         if (zone_lists[i] == NULL)

@@ -98,8 +98,11 @@ int coord_zone_index(struct coord *c, const char *zone);
 size_t coord_nzones(struct coord *c);
 const char *coord_zone_name(struct coord *c, size_t i);
 
-/** coord_protected(c, loc): 1 if R live copies in min(R, zones) distinct zones. */
-int coord_protected(struct coord *c, const struct coord_loc *loc);
+/** coord_protected(c, loc, strict): 1 if the block has R live copies in
+ *  min(R, Z) distinct zones, where Z counts every known zone when strict
+ *  (a snapshot's "fully protected") or only zones with an UP node when not
+ *  (the audit: repair can only spread over zones that are up). */
+int coord_protected(struct coord *c, const struct coord_loc *loc, int strict);
 
 /** coord_audit_step(c): Check the next slice of referenced blocks. */
 void coord_audit_step(struct coord *c);

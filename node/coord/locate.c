@@ -11,7 +11,8 @@
  * copies were put) and its current placement (where repair puts them); only
  * UP nodes are asked, in parallel, at most SZ_MAX_HAVE ids per request and
  * one request in flight per node.  A node that does not answer in time
- * counts as not holding.
+ * counts as not holding; nodes silent for more than half the suspect
+ * timeout are not asked at all (they are probably dead).
  *
  * The audit walks the catalog's reference keys in slices, so the
  * coordinator's loop keeps serving between slices; a finished pass publishes
@@ -77,9 +78,22 @@ int coord_zone_index(struct coord *c, const char *zone)
     return -1;
 }
 
-int coord_protected(struct coord *c, const struct coord_loc *loc)
+/* Zones that have at least one UP node right now. */
+static size_t loc_up_zones(struct coord *c)
 {
-    size_t nz = coord_nzones(c);
+    uint64_t mask = 0;
+
+    for (size_t j = 0; j < c->nnodes; j++) {
+        int z = coord_zone_index(c, c->nodes[j].zone);
+        if (c->nodes[j].live == CN_UP && z >= 0)
+            mask |= 1ull << z;
+    }
+    return (size_t)__builtin_popcountll(mask);
+}
+
+int coord_protected(struct coord *c, const struct coord_loc *loc, int strict)
+{
+    size_t nz = strict ? coord_nzones(c) : loc_up_zones(c);
     size_t want_zones = c->replicas < nz ? c->replicas : nz;
 
     return loc->copies >= c->replicas && (size_t)__builtin_popcountll(loc->zones) >= want_zones;
@@ -96,9 +110,13 @@ struct loc_node {
 
 static int loc_plan(struct coord *c, const uint8_t *ids, size_t n, struct loc_node *ln)
 {
+    uint64_t now = fsu_now_ms(), quiet_max = (uint64_t)c->cfg.suspect_ms / 2;
+
     for (size_t j = 0; j < c->nnodes; j++) {
         ln[j].zone = coord_zone_index(c, c->nodes[j].zone);
-        if (c->nodes[j].live != CN_UP)
+        /* Only nodes heard from recently: one that went quiet is probably
+         * dead, and waiting on it would stall the coordinator. */
+        if (c->nodes[j].live != CN_UP || now - c->nodes[j].last_seen_ms > quiet_max)
             continue;
         if ((ln[j].idx = malloc((n ? n : 1) * sizeof(size_t))) == NULL)
             return SZ_ENOMEM;
@@ -255,7 +273,7 @@ void coord_audit_step(struct coord *c)
     }
     if (coord_locate(c, ids, n, loc) == 0)
         for (size_t i = 0; i < n; i++)
-            c->audit_partial += !coord_protected(c, &loc[i]);
+            c->audit_partial += !coord_protected(c, &loc[i], 0);
     memcpy(c->audit_cursor, next, nlen);
     c->audit_cursor_len = nlen;
     c->next_audit_ms = now + 10; /* let requests in between slices */

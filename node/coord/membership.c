@@ -12,7 +12,7 @@
  *                                                              (coord_tick_membership)
  *   UP/SUSPECT --coord_drain--> DRAINING (not placed on; repair moves data off)
  *   DRAINING with 0 blocks, or DOWN once nothing is under-replicated
- *              --coord_remove--> forgotten
+ *              --coord_remove--> removed (tombstoned: the id may never register again)
  *
  * Invariant: every change of a published state bumps the epoch (persisted
  * before the new map is served), so nodes and clients that compare epochs
@@ -224,6 +224,10 @@ int coord_register(struct coord *c, struct tp_msg *msg, sz_env *env)
     long i = coord_find_node(c, nr->id);
     struct cnode *n;
 
+    if (i < 0 && cat_node_removed(c->cat, nr->id))
+        return rpc_reply_status(c->router, msg, env, SZ_ESTATE,
+                                "node %s was removed from the cluster; a replacement needs a "
+                                "new id", nr->id);
     if (i < 0) {
         struct cnode *nn;
         if (c->nnodes >= CMAP_MAX_NODES ||

@@ -64,6 +64,7 @@ static void coord_usage(FILE *f)
     fprintf(f, "usage: snapcoord --listen ENDPOINT --data DIR [--replicas R]\n"
                "                 [--suspect-after-ms MS] [--down-after-ms MS]\n"
                "                 [--audit-interval-ms MS] [--pending-timeout-s S]\n"
+               "                 [--have-timeout-ms MS]\n"
                "                 [--log-level error|warn|info|debug]\n");
 }
 
@@ -99,6 +100,7 @@ static int coord_flags(int argc, char **argv, struct coord *c, const char **list
                                          {"down-after-ms", required_argument, 0, 'D'},
                                          {"audit-interval-ms", required_argument, 0, 'a'},
                                          {"pending-timeout-s", required_argument, 0, 'p'},
+                                         {"have-timeout-ms", required_argument, 0, 'H'},
                                          {"log-level", required_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -127,6 +129,11 @@ static int coord_flags(int argc, char **argv, struct coord *c, const char **list
             if (coord_num("--audit-interval-ms", optarg, 10, 3600000, &v))
                 return 2;
             c->cfg.audit_ms = (int)v;
+            break;
+        case 'H':
+            if (coord_num("--have-timeout-ms", optarg, 50, 600000, &v))
+                return 2;
+            c->cfg.have_timeout_ms = (int)v;
             break;
         case 'p':
             if (coord_num("--pending-timeout-s", optarg, 1, 30L * 86400, &v))
@@ -170,7 +177,7 @@ int main(int argc, char **argv)
     struct coord c = {.cfg = {.suspect_ms = 3000,
                               .down_ms = 7000,
                               .audit_ms = 1000,
-                              .have_timeout_ms = 2000,
+                              .have_timeout_ms = 1000,
                               .pending_timeout_s = 3600}};
     const char *listen = NULL, *data = NULL;
     uint64_t next_tick = 0, next_janitor = 0;
@@ -204,7 +211,17 @@ int main(int argc, char **argv)
     while (!coord_stop) {
         struct tp_msg *msg;
         sz_env *env;
-        if (rpc_serve_recv(c.router, COORD_TICK_MS, &msg, &env) == 0) {
+        int wait = COORD_TICK_MS;
+        /* Serve everything already queued before judging liveness: after a
+         * slow step (a commit check waiting on a dead node) the heartbeats
+         * that arrived meanwhile must count, or healthy nodes look silent. */
+        for (int k = 0; k < 1024; k++) {
+            int rc2 = rpc_serve_recv(c.router, wait, &msg, &env);
+            if (rc2 == SZ_ETIMEDOUT || rc2 == SZ_EIO)
+                break;
+            wait = 0;
+            if (rc2 != 0)
+                continue; /* malformed: already answered */
             coord_dispatch(&c, msg, env);
             codec_free(env);
             tp_msg_free(msg);
