@@ -383,6 +383,7 @@ EOF
 # inside network namespace NS unless NS is "", and echo its pid.  The
 # wrapper shell writes its own pid and then execs CMD (through `ip netns
 # exec`, which execs too), so the pid is CMD's even when setsid has to fork.
+# CMD never inherits the lock descriptors 8 and 9.
 start_proc() {
     local log=$1 pidfile=$2 ns=$3 i pid
     shift 3
@@ -391,7 +392,7 @@ start_proc() {
     nohup setsid bash -c 'echo $$ >"$0.tmp" && mv -f "$0.tmp" "$0" || exit 1
 ns=$1; shift
 if [ -n "$ns" ]; then exec ip netns exec "$ns" "$@"; else exec "$@"; fi' \
-        "$pidfile" "$ns" "$@" >>"$log" 2>&1 </dev/null &
+        "$pidfile" "$ns" "$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- &
     pid=""
     for ((i = 0; i < 100; i++)); do
         if [ -s "$pidfile" ]; then
@@ -406,7 +407,7 @@ if [ -n "$ns" ]; then exec ip netns exec "$ns" "$@"; else exec "$@"; fi' \
     # CMD's command line in /proc and never the wrapper's
     local argv0
     for ((i = 0; i < 100; i++)); do
-        argv0=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1 || true)
+        argv0=$({ tr '\0' '\n' <"/proc/$pid/cmdline" | head -n 1; } 2>/dev/null || true)
         [ "$argv0" = "$1" ] && break
         [ -e "/proc/$pid" ] || break
         sleep 0.05

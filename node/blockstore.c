@@ -1023,6 +1023,14 @@ void bs_scan_free(struct bs_scan *sc)
     free(sc);
 }
 
+void bs_tail(struct bs *bs, uint32_t *file, uint64_t *off)
+{
+    pthread_mutex_lock(&bs->mu);
+    *file = bs->cur_file;
+    *off = bs->cur_off;
+    pthread_mutex_unlock(&bs->mu);
+}
+
 int bs_verify(struct bs *bs, const uint8_t id[BS_ID_BYTES], int *health, uint32_t *crc)
 {
     uint8_t hdr[BS_HDR_BYTES];

@@ -102,6 +102,12 @@ enum bs_health {
  *  entry itself is malformed: crc unknown), SZ_ENOMEM or SZ_EIO. */
 int bs_verify(struct bs *bs, const uint8_t id[BS_ID_BYTES], int *health, uint32_t *crc);
 
+/** bs_tail(bs, file, off): The append position now: every record appended
+ *  (space reserved) after this call lies at (file, off) or later in
+ *  (file, offset) order, every earlier record before it.  Lets callers tell
+ *  recently written blocks from older ones without timestamps. */
+void bs_tail(struct bs *bs, uint32_t *file, uint64_t *off);
+
 /** bs_replace(bs, id, data, len, crc): Re-store a stored id whose copy is
  *  bad: append a new record (fdatasync'd), then point the index entry at it
  *  (synced write).  Accepted only if crc32c(data) == crc and crc equals the

@@ -25,6 +25,11 @@
  *   |                                      request per peer, timeout)  |
  *   |                                                     |            |
  *   |                                                     v            |
+ *   |                                   ELECT (repair_elect: short ids |
+ *   |                                   a better-ranked holder pushes  |
+ *   |                                   are deferred, up to 3 passes)  |
+ *   |                                                     |            |
+ *   |                                                     v            |
  *   |                                     PUSH (repair_push: BLOCK_PUT |
  *   |                                     forwarded=true of the blocks |
  *   |                                     each peer lacks, <= 64 blocks|
@@ -51,6 +56,13 @@
  *    in flight.
  *  - A copy is only ever sent after bs_get verified its crc; bytes pushed
  *    are paced to rate bytes/s on average (token bucket, 1 s burst).
+ *  - A short id is pushed by one holder: the best-ranked placement node
+ *    that holds it (or, if none does, every surplus holder).  Others defer,
+ *    and push anyway when the id is still short on their third pass in a
+ *    row, so a holder that cannot push never blocks repair.
+ *  - A block stored less than peer_timeout_ms + 1 s ago is not pushed (the
+ *    PUT that stored it may still be forwarding it); it counts as pending
+ *    and is handled by a later pass.
  *  - A local copy is deleted only if: this node is not among the id's
  *    placement nodes; the placement has the full R nodes, all CMAP_UP; every
  *    one of them confirmed holding the id (HAVE said yes, or it acked our

@@ -3,10 +3,13 @@
  *
  * For one incoming batch: group blocks by peer (each peer gets at most one
  * sub-batch), send every sub-batch before waiting for any reply, then collect
- * replies until the deadline.  A peer that times out has its socket closed,
- * so a stale reply can never be mistaken for a new one.  Nodes marked DOWN
- * are never sent to (placement excludes them anyway; this guards maps built
- * by other rules).
+ * replies until the deadline.  Replies are collected one peer after the
+ * other against that one deadline; a peer reached after the deadline passed
+ * (waiting on a dead one first) still has its already-queued reply taken,
+ * as rpc_recv_reply looks once more past the deadline.  A peer that times
+ * out has its socket closed, so a stale reply can never be mistaken for a
+ * new one.  Nodes marked DOWN are never sent to (placement excludes them
+ * anyway; this guards maps built by other rules).
  */
 #include "replicate.h"
 

@@ -10,9 +10,14 @@
  *  4. HAVE and PUT replies carry this node's map epoch, after catching up
  *     with a newer epoch named by the request, so repair can tell that a
  *     peer answered under the same map (repair.h).
- *  5. Shutdown order: main loop ends, workers are joined (a worker inside a
- *     scrub returns within one block check of *stop), then the repair and
- *     scrub threads, then the sockets, context, map box and store.
+ *  5. A worker never blocks on a scrub: NODE_SCRUB is queued to the scrub
+ *     thread, whose late replies come back on SRV_REPLIES and are relayed
+ *     to the ROUTER by the main thread like worker replies.
+ *  6. A node that finds it was removed from the map (srv_was_removed) never
+ *     registers again by itself; it only follows the map from then on.
+ *  7. Shutdown order: main loop ends, workers are joined, then the repair
+ *     and scrub threads (a scrub stops within one block check of *stop),
+ *     then the sockets, context, map box and store.
  */
 #include "server.h"
 
@@ -36,6 +41,8 @@
 #include "transport.h"
 
 #define SRV_BACKEND "inproc://snapnode-workers"
+#define SRV_REPLIES "inproc://snapnode-replies" /* late replies (scrub thread) */
+#define SRV_SCRUB_QUEUE 64
 #define SRV_POLL_MS 200
 
 struct srv {
@@ -208,24 +215,17 @@ static int srv_stat(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_
     return rpc_reply(sock, msg, env, &r, NULL);
 }
 
+/* Hand the request to the scrub thread, which replies when its scrub ends. */
 static int srv_scrub(struct srv *s, struct tp_sock *sock, struct tp_msg *msg, sz_env *env)
 {
-    Sz__ScrubResult sr = SZ__SCRUB_RESULT__INIT;
-    Sz__Reply r = SZ__REPLY__INIT;
-    struct scrub_result res;
-    int rc = scrub_request(s->scrub, &res);
+    int rc = scrub_submit(s->scrub, msg, env->req_id);
 
     if (rc == SZ_EUNAVAIL)
-        return rpc_reply_status(sock, msg, env, rc, "a scrub is already running; try again");
+        return rpc_reply_status(sock, msg, env, rc,
+                                "scrub unavailable: too many scrub requests waiting, or stopping");
     if (rc != 0)
-        return rpc_reply_status(sock, msg, env, rc, "scrub failed: %s", sz_strerror(rc));
-    sr.checked = res.checked;
-    sr.corrupt = res.corrupt;
-    sr.repaired = res.repaired;
-    sr.missing = res.missing;
-    r.scrub = &sr;
-    r.epoch = mapbox_epoch(s->maps);
-    return rpc_reply(sock, msg, env, &r, NULL);
+        return rpc_reply_status(sock, msg, env, rc, "scrub not queued: %s", sz_strerror(rc));
+    return 0;
 }
 
 static void srv_dispatch(struct srv_worker *w, struct tp_sock *sock, struct tp_msg *msg,
@@ -359,11 +359,33 @@ static int srv_heartbeat(struct srv *s, struct tp_sock *sock)
     return rc;
 }
 
+/* The heartbeat was answered "register again".  1 if that is because this
+ * node was removed: the map it had listed it, and the coordinator's current
+ * map is newer and does not.  (A DOWN node is still listed; a coordinator
+ * that lost its catalog starts again from a lower epoch.)  The map fetched
+ * is installed either way, so repair moves any data left here off. */
+static int srv_was_removed(struct srv *s, struct tp_sock *sock)
+{
+    const struct cmap *old = mapbox_get(s->maps);
+    const struct cmap *cur;
+    uint64_t epoch = old != NULL ? old->epoch : 0;
+    int listed = old != NULL && cmap_find(old, s->cfg->id) >= 0;
+    int removed = 0;
+
+    mapbox_put(s->maps, old);
+    if (!listed || srv_refresh_map(s, sock) != 0)
+        return 0;
+    cur = mapbox_get(s->maps);
+    removed = cur != NULL && cur->epoch > epoch && cmap_find(cur, s->cfg->id) < 0;
+    mapbox_put(s->maps, cur);
+    return removed;
+}
+
 static void *srv_membership(void *arg)
 {
     struct srv *s = arg;
     struct tp_sock *sock = NULL;
-    int registered = 0, announced = 0;
+    int registered = 0, announced = 0, removed = 0;
 
     while (!*s->stop) {
         int rc;
@@ -373,16 +395,27 @@ static void *srv_membership(void *arg)
             *s->stop = 1;
             break;
         }
-        rc = registered ? srv_heartbeat(s, sock) : srv_register(s, sock);
-        if (rc == 0 && !registered) {
+        if (removed)
+            rc = srv_refresh_map(s, sock); /* keep following the map, never rejoin */
+        else
+            rc = registered ? srv_heartbeat(s, sock) : srv_register(s, sock);
+        if (removed) {
+            /* nothing: a removed node only watches the map */
+        } else if (rc == 0 && !registered) {
             registered = 1;
             if (!announced) {
                 log_info("snapnode %s ready on %s", s->cfg->id, s->cfg->listen);
                 announced = 1;
             }
+        } else if (rc == SZ_ENOENT && registered && srv_was_removed(s, sock)) {
+            removed = 1;
+            log_warn("node %s was removed from the cluster (map epoch %llu no longer lists it); "
+                     "not registering again (restart the daemon to rejoin)",
+                     s->cfg->id, (unsigned long long)mapbox_epoch(s->maps));
         } else if (rc == SZ_ENOENT) {
-            registered = 0; /* coordinator forgot us: register again */
-        } else if (rc == SZ_ETIMEDOUT) {
+            registered = 0; /* coordinator forgot us, or we were down: register again */
+        }
+        if (rc == SZ_ETIMEDOUT) {
             tp_close(sock); /* drop queued requests to a dead coordinator */
             sock = NULL;
         }
@@ -395,15 +428,16 @@ static void *srv_membership(void *arg)
 
 /* ---- main thread: bounded front door and proxy ------------------------ */
 
-static void srv_proxy(struct srv *s, struct tp_sock *front, struct tp_sock *back)
+static void srv_proxy(struct srv *s, struct tp_sock *front, struct tp_sock *back,
+                      struct tp_sock *late)
 {
-    struct tp_sock *socks[2] = {front, back};
+    struct tp_sock *socks[3] = {front, back, late};
 
     while (!*s->stop) {
-        int ready[2];
+        int ready[3];
         struct tp_msg *m;
         int rc;
-        if (tp_poll(socks, 2, SRV_POLL_MS, ready) <= 0)
+        if (tp_poll(socks, 3, SRV_POLL_MS, ready) <= 0)
             continue;
         if (ready[0]) {
             rc = tp_recv(front, 0, &m);
@@ -417,13 +451,15 @@ static void srv_proxy(struct srv *s, struct tp_sock *front, struct tp_sock *back
         }
         if (ready[1] && tp_recv(back, 0, &m) == 0)
             tp_send(front, &m);
+        if (ready[2] && tp_recv(late, 0, &m) == 0)
+            tp_send(front, &m);
     }
 }
 
 int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
 {
     struct srv s = {.cfg = cfg, .stop = stop};
-    struct tp_sock *front = NULL, *back = NULL;
+    struct tp_sock *front = NULL, *back = NULL, *late = NULL;
     pthread_t workers[32], member;
     int nworkers = cfg->threads > 32 ? 32 : cfg->threads;
     int started = 0, rc;
@@ -432,7 +468,7 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
                                  .rate = cfg->repair_rate, .peer_timeout_ms = cfg->peer_timeout_ms};
     struct scrub_config scfg = {.self_id = cfg->id, .interval_s = cfg->scrub_interval_s,
                                 .peer_timeout_ms = cfg->peer_timeout_ms,
-                                .max_waiters = nworkers > 1 ? nworkers - 1 : 1};
+                                .max_queued = SRV_SCRUB_QUEUE, .reply_endpoint = SRV_REPLIES};
 
     snprintf(dir, sizeof(dir), "%s/blocks", cfg->data_dir);
     if ((rc = fsu_mkdirs(dir, 0700)) != 0 || (rc = bs_open(dir, &s.bs)) != 0) {
@@ -442,7 +478,8 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
     if ((rc = mapbox_new(&s.maps)) != 0 || (rc = tp_ctx_new(2, &s.ctx)) != 0)
         goto out;
     if ((rc = tp_bind(s.ctx, TP_ROUTER, cfg->listen, SZ_MAX_BLOCK_FRAME, &front)) != 0 ||
-        (rc = tp_bind(s.ctx, TP_DEALER, SRV_BACKEND, -1, &back)) != 0)
+        (rc = tp_bind(s.ctx, TP_DEALER, SRV_BACKEND, -1, &back)) != 0 ||
+        (rc = tp_bind(s.ctx, TP_DEALER, SRV_REPLIES, -1, &late)) != 0)
         goto out;
     if ((rc = scrub_new(s.ctx, s.bs, s.maps, &scfg, stop, &s.scrub)) != 0 ||
         (rc = repair_start(s.ctx, s.bs, s.maps, &rcfg, stop, &s.repair)) != 0) {
@@ -455,7 +492,7 @@ int srv_run(const struct srv_config *cfg, volatile sig_atomic_t *stop)
     if (pthread_create(&member, NULL, srv_membership, &s) != 0) {
         *stop = 1;
     } else {
-        srv_proxy(&s, front, back);
+        srv_proxy(&s, front, back, late);
         pthread_join(member, NULL);
     }
     *stop = 1;
@@ -466,6 +503,7 @@ out:
     scrub_free(s.scrub);
     tp_close(front);
     tp_close(back);
+    tp_close(late);
     tp_ctx_free(s.ctx);
     mapbox_free(s.maps);
     bs_close(s.bs);

@@ -3,13 +3,15 @@
  *
  *   clients/peers --tcp--> ROUTER (main thread, bounded frames)
  *                            | inproc proxy
- *                          DEALER --> worker threads (HAVE, PUT, GET, STAT,
- *                                     SCRUB: runs or joins a scrub, scrub.h)
+ *                          DEALER --> worker threads (HAVE, PUT, GET, STAT;
+ *                                     NODE_SCRUB is queued to the scrub thread)
+ *                            ^ inproc
+ *                          DEALER <-- scrub thread: NODE_SCRUB replies
  *   heartbeat thread: register with the coordinator, heartbeat every
  *                     heartbeat_ms (with the repair counters), fetch the map
  *                     when its epoch moves (mapbox)
  *   repair thread:    re-replication and surplus removal (repair.h)
- *   scrub thread:     periodic scrub, if scrub_interval_s > 0 (scrub.h)
+ *   scrub thread:     on-demand and periodic scrubs (scrub.h)
  *
  * A PUT is acked only after the block store made it durable locally and the
  * other replicas answered (or timed out); the ack says how many copies are
