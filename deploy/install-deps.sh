@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       libzmq3-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
       libsodium-dev libzstd-dev libjansson-dev libcmocka-dev
-      python3 python3-zmq iproute2 procps time restic)
+      python3 python3-zmq iproute2 iptables procps time restic)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
