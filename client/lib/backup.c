@@ -59,12 +59,10 @@ struct bk {
     size_t nonly;
 };
 
-struct bk_worker {
-    struct bk *bk;
-    struct cl_pool *pool;
-    struct seal_ctx *seal;
-    uint8_t *buf;
-};
+static struct bk *bk_of(const struct cl_worker *w)
+{
+    return w->job;
+}
 
 /* One outgoing request to one node. */
 struct bk_req {
@@ -127,9 +125,9 @@ static size_t bk_group(struct bk *bk, const size_t *slots, size_t n, const uint8
 }
 
 /* HAVE at each target: clear want[slot] for blocks already stored there. */
-static int bk_have(struct bk_worker *w, const uint8_t *const *ids, size_t *slots, size_t *n)
+static int bk_have(struct cl_worker *w, const uint8_t *const *ids, size_t *slots, size_t *n)
 {
-    struct bk *bk = w->bk;
+    struct bk *bk = bk_of(w);
     struct bk_req reqs[SZ_MAX_BATCH];
     uint64_t deadline = fsu_now_ms() + (uint64_t)bk->c->timeout_ms;
     size_t nreq = bk_group(bk, slots, *n, ids, reqs), keep = 0;
@@ -173,10 +171,10 @@ static int bk_have(struct bk_worker *w, const uint8_t *const *ids, size_t *slots
     return 0;
 }
 
-static int bk_put_send(struct bk_worker *w, struct bk_req *r, const uint8_t *const *ids,
+static int bk_put_send(struct cl_worker *w, struct bk_req *r, const uint8_t *const *ids,
                        const uint8_t *const *data, const size_t *lens)
 {
-    struct bk *bk = w->bk;
+    struct bk *bk = bk_of(w);
     ProtobufCBinaryData pb[SZ_MAX_BATCH];
     uint32_t crcs[SZ_MAX_BATCH];
     Sz__BlockPut p = SZ__BLOCK_PUT__INIT;
@@ -218,10 +216,10 @@ static int bk_put_send(struct bk_worker *w, struct bk_req *r, const uint8_t *con
     return 0;
 }
 
-static int bk_put_collect(struct bk_worker *w, struct bk_req *r, uint64_t deadline,
+static int bk_put_collect(struct cl_worker *w, struct bk_req *r, uint64_t deadline,
                           const size_t *lens)
 {
-    struct bk *bk = w->bk;
+    struct bk *bk = bk_of(w);
     const char *ep = bk->map->nodes[r->node].endpoint;
     sz_env *rep = NULL;
     uint64_t bytes = 0;
@@ -256,21 +254,21 @@ static int bk_put_collect(struct bk_worker *w, struct bk_req *r, uint64_t deadli
     return 0;
 }
 
-static int bk_put(struct bk_worker *w, const uint8_t *const *ids, const uint8_t *const *data,
+static int bk_put(struct cl_worker *w, const uint8_t *const *ids, const uint8_t *const *data,
                   const size_t *lens, const size_t *slots, size_t n)
 {
     struct bk_req reqs[SZ_MAX_BATCH];
-    size_t nreq = bk_group(w->bk, slots, n, ids, reqs);
+    size_t nreq = bk_group(bk_of(w), slots, n, ids, reqs);
     uint64_t deadline;
     int rc = 0;
 
     for (size_t q = 0; q < nreq; q++) {
         if (reqs[q].node < 0)
-            return bk_fail(w->bk, SZ_EUNAVAIL, "no storage node for a block%s", "");
+            return bk_fail(bk_of(w), SZ_EUNAVAIL, "no storage node for a block%s", "");
         if ((rc = bk_put_send(w, &reqs[q], ids, data, lens)) != 0)
             return rc;
     }
-    deadline = fsu_now_ms() + (uint64_t)w->bk->c->timeout_ms;
+    deadline = fsu_now_ms() + (uint64_t)bk_of(w)->c->timeout_ms;
     for (size_t q = 0; q < nreq; q++)
         if ((rc = bk_put_collect(w, &reqs[q], deadline, lens)) != 0)
             return rc;
@@ -294,9 +292,9 @@ static int bk_read(struct bk *bk, uint8_t *buf, uint64_t off, size_t len)
 }
 
 /* Process blocks idx[0..n) (consecutive when !bk->only). */
-static int bk_batch(struct bk_worker *w, const size_t *idx, size_t n)
+static int bk_batch(struct cl_worker *w, const size_t *idx, size_t n)
 {
-    struct bk *bk = w->bk;
+    struct bk *bk = bk_of(w);
     const uint8_t *ids[SZ_MAX_BATCH], *data[SZ_MAX_BATCH];
     size_t lens[SZ_MAX_BATCH], slots[SZ_MAX_BATCH], nslots = 0;
     int rc;
@@ -336,8 +334,8 @@ static int bk_batch(struct bk_worker *w, const size_t *idx, size_t n)
 
 static void *bk_worker_main(void *arg)
 {
-    struct bk_worker *w = arg;
-    struct bk *bk = w->bk;
+    struct cl_worker *w = arg;
+    struct bk *bk = bk_of(w);
     size_t idx[SZ_MAX_BATCH];
 
     while (!atomic_load(&bk->failed)) {
@@ -357,34 +355,11 @@ static void *bk_worker_main(void *arg)
 
 static int bk_run(struct bk *bk)
 {
-    struct bk_worker ws[32];
-    pthread_t th[32];
-    int nt = bk->c->threads > 32 ? 32 : bk->c->threads, started = 0, rc = 0;
+    int rc;
 
-    memset(ws, 0, sizeof(ws));
     atomic_store(&bk->next, 0);
-    for (int i = 0; i < nt; i++) {
-        ws[i].bk = bk;
-        if (cl_pool_new(bk->c, &ws[i].pool) != 0 ||
-            seal_ctx_new(bk->c->keys, bk->bs, &ws[i].seal) != 0 ||
-            (ws[i].buf = malloc((size_t)bk->batch * bk->bs)) == NULL) {
-            rc = cl_seterr(bk->c, SZ_ENOMEM, "out of memory");
-            atomic_store(&bk->failed, 1);
-            break;
-        }
-    }
-    for (; rc == 0 && started < nt; started++)
-        if (pthread_create(&th[started], NULL, bk_worker_main, &ws[started]) != 0)
-            break;
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < nt; i++) {
-        cl_pool_free(ws[i].pool);
-        seal_ctx_free(ws[i].seal);
-        free(ws[i].buf);
-    }
-    if (rc == 0 && started == 0)
-        rc = cl_seterr(bk->c, SZ_EINTERNAL, "cannot start worker threads");
+    rc = cl_run_workers(bk->c, bk->c->threads, bk->bs, (size_t)bk->batch * bk->bs,
+                        bk_worker_main, bk);
     return rc ? rc : (atomic_load(&bk->failed) ? SZ_EIO : 0);
 }
 

@@ -528,3 +528,38 @@ void cl_pool_drop(struct cl_pool *p, const char *endpoint)
         }
     }
 }
+
+/* ---- data-path workers ------------------------------------------------ */
+
+int cl_run_workers(sz_client *c, int n, uint32_t max_block, size_t bufsize,
+                   void *(*fn)(void *), void *job)
+{
+    struct cl_worker ws[32];
+    pthread_t th[32];
+    int started = 0, rc = 0;
+
+    if (n < 1)
+        n = 1;
+    if (n > 32)
+        n = 32;
+    memset(ws, 0, sizeof(ws));
+    for (int i = 0; i < n && rc == 0; i++) {
+        ws[i].job = job;
+        if (cl_pool_new(c, &ws[i].pool) != 0 || seal_ctx_new(c->keys, max_block, &ws[i].seal) != 0 ||
+            (ws[i].buf = malloc(bufsize ? bufsize : 1)) == NULL)
+            rc = cl_seterr(c, SZ_ENOMEM, "out of memory");
+    }
+    for (; rc == 0 && started < n; started++)
+        if (pthread_create(&th[started], NULL, fn, &ws[started]) != 0)
+            break;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < n; i++) {
+        cl_pool_free(ws[i].pool);
+        seal_ctx_free(ws[i].seal);
+        free(ws[i].buf);
+    }
+    if (rc == 0 && started == 0)
+        rc = cl_seterr(c, SZ_EINTERNAL, "cannot start worker threads");
+    return rc;
+}

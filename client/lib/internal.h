@@ -62,6 +62,23 @@ struct tp_sock *cl_pool_sock(struct cl_pool *p, const char *endpoint);
 /** cl_pool_drop(p, endpoint): Close the socket (after a timeout). */
 void cl_pool_drop(struct cl_pool *p, const char *endpoint);
 
+/* One data-path worker: its own connections, sealing context and buffer, so
+ * workers share nothing but the operation's state (job). */
+struct cl_worker {
+    void *job;             /* borrowed: the operation's shared state */
+    struct cl_pool *pool;
+    struct seal_ctx *seal;
+    uint8_t *buf;
+};
+
+/** cl_run_workers(c, n, max_block, bufsize, fn, job): Give n (1..32) workers
+ *  a pool, a sealing context for blocks up to max_block and a bufsize-byte
+ *  buffer, run fn(struct cl_worker *) on a thread each, and wait for all.
+ *  If anything cannot be set up, no thread runs.  Return 0, SZ_ENOMEM or
+ *  SZ_EINTERNAL (recorded with cl_seterr); the job reports its own errors. */
+int cl_run_workers(sz_client *c, int n, uint32_t max_block, size_t bufsize,
+                   void *(*fn)(void *), void *job);
+
 /** cl_get_snapshot(c, what, snap, ids, n): Resolve a snapshot id (or a disk
  *  name: newest snapshot, else its clone source) and fetch its info and
  *  decoded manifest.  Caller frees *snap with codec_unpack_free(&snap->base)

@@ -69,12 +69,10 @@ struct rs {
     atomic_uint_fast64_t fetched;
 };
 
-struct rs_worker {
-    struct rs *rs;
-    struct cl_pool *pool;
-    struct seal_ctx *seal;
-    uint8_t *plain;
-};
+static struct rs *rs_of(const struct cl_worker *w)
+{
+    return w->job;
+}
 
 static int rs_ent_cmp(const void *a, const void *b)
 {
@@ -227,9 +225,9 @@ static long rs_next(const struct rs *rs, const struct rs_pend *p)
  * Groups that verify and are written leave pending. */
 /* One round: ask every pending block's best untried candidate.  Blocks that
  * verify and are written are marked done.  Return 1 if anything was asked. */
-static int rs_round(struct rs_worker *w, struct rs_pend *pend, size_t npend, int *lastrc)
+static int rs_round(struct cl_worker *w, struct rs_pend *pend, size_t npend, int *lastrc)
 {
-    struct rs *rs = w->rs;
+    struct rs *rs = rs_of(w);
     struct rs_req reqs[SZ_MAX_BATCH];
     size_t nreq = 0;
     uint64_t deadline;
@@ -288,9 +286,9 @@ static int rs_round(struct rs_worker *w, struct rs_pend *pend, size_t npend, int
             int r = good ? rep->reply->get->status[k] : (rc ? rc : SZ_EPROTO);
             if (r == 0)
                 r = seal_open(w->seal, rs->ents[rs->groups[g]].id, tp_msg_data(frames, 1 + k),
-                              tp_msg_size(frames, 1 + k), w->plain, rs->bs, &len);
+                              tp_msg_size(frames, 1 + k), w->buf, rs->bs, &len);
             if (r == 0)
-                r = rs_write(rs, g, w->plain, len);
+                r = rs_write(rs, g, w->buf, len);
             if (r == 0) {
                 atomic_fetch_add(&rs->fetched, 1);
                 if (pend[reqs[q].pi[k]].ntried > 1)
@@ -307,9 +305,9 @@ static int rs_round(struct rs_worker *w, struct rs_pend *pend, size_t npend, int
     return 1;
 }
 
-static int rs_batch(struct rs_worker *w, size_t first, size_t n)
+static int rs_batch(struct cl_worker *w, size_t first, size_t n)
 {
-    struct rs *rs = w->rs;
+    struct rs *rs = rs_of(w);
     struct rs_pend pend[SZ_MAX_BATCH];
     size_t npend = 0;
     int lastrc = 0;
@@ -336,8 +334,8 @@ static int rs_batch(struct rs_worker *w, size_t first, size_t n)
 
 static void *rs_worker_main(void *arg)
 {
-    struct rs_worker *w = arg;
-    struct rs *rs = w->rs;
+    struct cl_worker *w = arg;
+    struct rs *rs = rs_of(w);
 
     while (!atomic_load(&rs->failed)) {
         size_t b = atomic_fetch_add(&rs->next, 1), first = b * rs->batch, n;
@@ -352,34 +350,10 @@ static void *rs_worker_main(void *arg)
 
 static int rs_run(struct rs *rs)
 {
-    struct rs_worker ws[32];
-    pthread_t th[32];
     /* Restore workers spend much of their time waiting for a GET, so twice
      * the write path's count keeps both cores busy (measured in bench/). */
-    int nt = rs->c->threads * 2 > 32 ? 32 : rs->c->threads * 2, started = 0, rc = 0;
+    int rc = cl_run_workers(rs->c, rs->c->threads * 2, rs->bs, rs->bs, rs_worker_main, rs);
 
-    memset(ws, 0, sizeof(ws));
-    for (int i = 0; i < nt; i++) {
-        ws[i].rs = rs;
-        if (cl_pool_new(rs->c, &ws[i].pool) != 0 ||
-            seal_ctx_new(rs->c->keys, rs->bs, &ws[i].seal) != 0 ||
-            (ws[i].plain = malloc(rs->bs)) == NULL) {
-            rc = cl_seterr(rs->c, SZ_ENOMEM, "out of memory");
-            break;
-        }
-    }
-    for (; rc == 0 && started < nt; started++)
-        if (pthread_create(&th[started], NULL, rs_worker_main, &ws[started]) != 0)
-            break;
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    for (int i = 0; i < nt; i++) {
-        cl_pool_free(ws[i].pool);
-        seal_ctx_free(ws[i].seal);
-        free(ws[i].plain);
-    }
-    if (rc == 0 && started == 0)
-        rc = cl_seterr(rs->c, SZ_EINTERNAL, "cannot start worker threads");
     return rc ? rc : (atomic_load(&rs->failed) ? SZ_EIO : 0);
 }
 

@@ -25,6 +25,7 @@
 #include "blockstore.h"
 #include "crc32c.h"
 #include "err.h"
+#include "sztest.h"
 
 #define HDR 48 /* record header bytes, see blockstore.h */
 
@@ -34,14 +35,6 @@ struct fixture {
 };
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -63,7 +56,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     bs_close(f->bs);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sztest_rmrf(f->dir);
     free(f);
     unsetenv("SNAPZONE_BS_FILE_MAX");
     return 0;

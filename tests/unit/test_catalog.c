@@ -26,19 +26,12 @@
 #include "manifest.h"
 
 #include "catalog.c" /* found through the node/coord include path */
+#include "sztest.h"
 
 struct fx {
     char dir[64];
     struct catalog *cat;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -52,7 +45,7 @@ static int setup(void **state)
         return -1;
     }
     if (cat_open(f->dir, &f->cat) != 0) {
-        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        sztest_rmrf(f->dir);
         free(f);
         return -1;
     }
@@ -65,7 +58,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     cat_close(f->cat);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sztest_rmrf(f->dir);
     free(f);
     return 0;
 }

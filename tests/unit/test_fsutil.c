@@ -28,18 +28,11 @@
 
 #include "err.h"
 #include "fsutil.h"
+#include "sztest.h"
 
 struct fx {
     char dir[64];
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -61,7 +54,7 @@ static int teardown(void **state)
     struct fx *f = *state;
 
     chmod(f->dir, 0700);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sztest_rmrf(f->dir);
     free(f);
     return 0;
 }

@@ -19,24 +19,12 @@
 
 #include "err.h"
 #include "kv.h"
+#include "sztest.h"
 
 struct fixture {
     char dir[64];
     struct kv *db;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 static int setup(void **state)
 {
@@ -58,7 +46,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
 
     kv_close(f->db);
-    rm_tree(f->dir);
+    sztest_rmrf(f->dir);
     free(f);
     return 0;
 }

@@ -26,6 +26,7 @@
 
 #include "err.h"
 #include "seal.h"
+#include "sztest.h"
 
 #define KEYFILE_HDR "snapzone-key-v1\n"
 #define KEYFILE_LEN 81
@@ -101,14 +102,6 @@ static size_t read_file(const char *path, uint8_t *buf, size_t cap)
     return n;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int fx_setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -141,7 +134,7 @@ static int fx_teardown(void **state)
     seal_ctx_free(f->c2);
     seal_keys_free(f->k1);
     seal_keys_free(f->k2);
-    nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    sztest_rmrf(f->dir);
     free(f);
     return 0;
 }
