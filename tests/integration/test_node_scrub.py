@@ -17,69 +17,13 @@ import zmq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from szharness import MiB, ClusterTestCase, make_image, main, poll  # noqa: E402
+from szwire import (MSG_BLOCK_HAVE, MSG_NODE_SCRUB, MSG_REPLY, envelope, fields,  # noqa: E402
+                    unzigzag, varint)
 
-MSG_REPLY = 1
-MSG_BLOCK_HAVE = 40
-MSG_NODE_SCRUB = 44
 REC_MAGIC = 0x535A4231  # "SZB1", u32le
 REC_HDR = 48
+
 SCRUB_TIMEOUT_MS = 60000
-
-
-# ------------------------------------------------------------ protobuf bits --
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def read_varint(buf, i):
-    shift = v = 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
-def fields(buf):
-    """Top-level protobuf fields: {field: [values]} (varints as ints,
-    length-delimited as bytes)."""
-    out = {}
-    i = 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        f, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-        elif wt == 2:
-            ln, i = read_varint(buf, i)
-            v, i = bytes(buf[i:i + ln]), i + ln
-        elif wt == 5:
-            v, i = bytes(buf[i:i + 4]), i + 4
-        elif wt == 1:
-            v, i = bytes(buf[i:i + 8]), i + 8
-        else:
-            raise ValueError("wire type %d" % wt)
-        out.setdefault(f, []).append(v)
-    return out
-
-
-def unzigzag(v):
-    return (v >> 1) ^ -(v & 1)
-
-
-def envelope(mtype, req_id, body=b""):
-    return b"\x08\x01" + b"\x10" + varint(mtype) + b"\x18" + varint(req_id) + body
 
 
 def call(ctx, endpoint, frame0, req_id, timeout_ms=SCRUB_TIMEOUT_MS):
